@@ -1,0 +1,143 @@
+"""Find, parse and validate an environment's configuration file.
+
+Every problem in a file is reported at once, one line each, naming the file,
+the key path, the bad value and what is allowed. Nothing is synthesized from a
+configuration that did not validate.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from config.schema import ENV_NAME_PATTERN, SANDBOX, KeyedError, PlatformConfig
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "environments"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; allowed: each key once per mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def available_environments(config_dir: Path = DEFAULT_CONFIG_DIR) -> list[str]:
+    """The sandbox (always there) plus one environment per ``<name>.yaml`` file."""
+    names = {p.stem for p in config_dir.glob("*.yaml")} if config_dir.is_dir() else set()
+    return sorted(names | {SANDBOX})
+
+
+def load_config(env_name: str | None = None, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> PlatformConfig:
+    """Load environment ``env_name`` (default: the embedded sandbox) from ``config_dir``."""
+    name = env_name or SANDBOX
+    if not ENV_NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"environment name {name!r} (context key 'env') is invalid; "
+            "allowed: 2-20 lowercase letters, digits or '-', starting with a letter"
+        )
+    path = config_dir / f"{name}.yaml"
+    if not path.is_file():
+        if name == SANDBOX:
+            return PlatformConfig()
+        raise ConfigError(
+            f"unknown environment {name!r} (context key 'env'): there is no {_display(path)}; "
+            f"allowed: {', '.join(available_environments(config_dir))}"
+        )
+    return parse_config(path.read_text(encoding="utf-8"), source=path, env_name=name)
+
+
+def parse_config(text: str, *, source: Path, env_name: str) -> PlatformConfig:
+    """Validate YAML ``text`` read from ``source`` as environment ``env_name``."""
+    where = _display(source)
+    try:
+        stream = io.StringIO(text)
+        stream.name = where  # PyYAML names the stream in its error marks
+        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Invalid configuration in {where}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Invalid configuration in {where}: the top level is a {type(data).__name__}; allowed: a mapping of keys")
+    data.setdefault("name", env_name)
+    if data["name"] != env_name:
+        raise ConfigError(
+            f"Invalid configuration in {where}:\n  - name: {data['name']!r} differs from the file name; allowed: {env_name!r}"
+        )
+    try:
+        return PlatformConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"Invalid configuration in {where}:\n" + "\n".join(f"  - {line}" for line in lines)) from None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the keys at ``loc`` (used to list allowed keys)."""
+    model: type[BaseModel] | None = PlatformConfig
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedError):
+        path = ".".join(map(str, loc + (cause.key,)))
+        return f"{path}: {cause}"
+    path = ".".join(map(str, loc)) or "(top level)"
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = ", ".join(parent.model_fields) if parent else "none"
+        return f"{path}: unknown key (value {value!r}); allowed keys here: {allowed}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "literal_error":
+        return f"{path}: got {value!r}; allowed: {error['ctx']['expected']}"
+    if kind == "value_error":
+        return f"{path}: {cause if cause is not None else error['msg']}"
+    expected = {
+        "int_type": "an integer",
+        "string_type": "a string (quote it in YAML)",
+        "bool_type": "true or false",
+        "list_type": "a list",
+        "dict_type": "a mapping",
+        "model_type": "a mapping",
+    }.get(kind)
+    if expected:
+        return f"{path}: got {value!r} ({type(value).__name__}); allowed: {expected}"
+    return f"{path}: got {value!r}; {error['msg']}"

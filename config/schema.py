@@ -1,0 +1,266 @@
+"""Typed, validated configuration of one platform environment.
+
+Every model forbids unknown keys and is strict about types, so a typo or an
+unquoted number in YAML is reported instead of silently ignored or coerced.
+Validators raise ``ValueError`` with a message that states what is allowed;
+``config.loader`` turns those into one message naming file, key path and value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SANDBOX = "sandbox"
+
+ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
+AZ_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+TAG_KEY_PATTERN = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+
+# CloudWatch Logs accepts only these retention periods: days -> aws_logs.RetentionDays member.
+LOG_RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+
+VPC_PREFIX_MIN, VPC_PREFIX_MAX = 16, 22
+MAX_AZS = 4
+
+
+@lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Regions aws-cdk-lib knows about (its bundled region facts; no AWS call)."""
+    from aws_cdk import region_info
+
+    return frozenset(r.name for r in region_info.RegionInfo.regions)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class KeyedError(ValueError):
+    """A cross-field error raised by a model validator, naming the key it is about.
+
+    Pydantic locates model-level errors at the model itself; the loader appends
+    ``key`` so the message still names the exact key path.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _check_ids(values: list[str], prefix: str, key: str) -> list[str]:
+    pattern = re.compile(rf"^{prefix}-[0-9a-f]{{8}}([0-9a-f]{{9}})?$")
+    bad = [v for v in values if not pattern.match(v)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a valid {key}; allowed: ids like '{prefix}-0123456789abcdef0'")
+    if len(set(values)) != len(values):
+        raise ValueError(f"duplicate {key}s in {values}; allowed: each id once")
+    return values
+
+
+def _check_azs(values: list[str]) -> list[str]:
+    bad = [v for v in values if not AZ_PATTERN.match(v)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not an availability zone name; allowed: names like 'eu-west-1a'")
+    return values
+
+
+class NewVpcConfig(StrictModel):
+    """A VPC the platform creates: private subnets only, unless NAT is asked for."""
+
+    cidr: str = "10.20.0.0/16"
+    az_count: int = Field(default=2, ge=1, le=MAX_AZS)
+    nat_gateways: int = Field(default=0, ge=0, le=MAX_AZS)
+    # Explicit AZ names avoid an AZ lookup (which needs credentials) for environments with an account.
+    availability_zones: list[str] | None = None
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        allowed = f"allowed: an IPv4 network such as '10.20.0.0/16', prefix /{VPC_PREFIX_MIN} to /{VPC_PREFIX_MAX}"
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 CIDR block; {allowed}") from None
+        if not VPC_PREFIX_MIN <= network.prefixlen <= VPC_PREFIX_MAX:
+            raise ValueError(f"{value!r} has prefix /{network.prefixlen}; {allowed}")
+        if not network.is_private:
+            raise ValueError(f"{value!r} is not a private (RFC 1918) range; {allowed}")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_azs(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NewVpcConfig:
+        if self.nat_gateways > self.az_count:
+            raise KeyedError(
+                "nat_gateways",
+                f"{self.nat_gateways} exceeds az_count={self.az_count}; "
+                f"allowed: 0 (no internet egress) up to one per AZ"
+            )
+        if self.availability_zones is not None and len(self.availability_zones) != self.az_count:
+            raise KeyedError(
+                "availability_zones",
+                f"lists {len(self.availability_zones)} zones but az_count={self.az_count}; "
+                "allowed: exactly az_count zone names"
+            )
+        return self
+
+
+class ExistingVpcConfig(StrictModel):
+    """A VPC that already exists; the platform adds its security groups and endpoints to it."""
+
+    vpc_id: str
+    subnet_ids: list[str] = Field(min_length=1)
+    availability_zones: list[str] = Field(min_length=1)
+    route_table_ids: list[str] = Field(min_length=1)
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc(cls, value: str) -> str:
+        return _check_ids([value], "vpc", "VPC id")[0]
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, "subnet", "subnet id")
+
+    @field_validator("route_table_ids")
+    @classmethod
+    def _route_tables(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, "rtb", "route table id")
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, value: list[str]) -> list[str]:
+        return _check_azs(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExistingVpcConfig:
+        n = len(self.subnet_ids)
+        if len(self.availability_zones) != n or len(self.route_table_ids) != n:
+            raise KeyedError(
+                "subnet_ids",
+                f"{n} subnet_ids, {len(self.availability_zones)} availability_zones and "
+                f"{len(self.route_table_ids)} route_table_ids; allowed: one zone and one route table per subnet, in order"
+            )
+        return self
+
+
+class NetworkConfig(StrictModel):
+    """Either ``new_vpc`` or ``existing_vpc``; a new VPC with defaults when neither is given."""
+
+    new_vpc: NewVpcConfig | None = None
+    existing_vpc: ExistingVpcConfig | None = None
+    flow_log_retention_days: int = 90
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_new_vpc(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("new_vpc") is None and data.get("existing_vpc") is None:
+            return {**data, "new_vpc": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_vpc(self) -> NetworkConfig:
+        if self.new_vpc is not None and self.existing_vpc is not None:
+            raise KeyedError("existing_vpc", "is set together with new_vpc; allowed: exactly one of new_vpc and existing_vpc")
+        return self
+
+
+class PlatformConfig(StrictModel):
+    """One environment of the platform (``config/environments/<name>.yaml``)."""
+
+    name: str = SANDBOX
+    account: str | None = None
+    region: str | None = None
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    # Cost-allocation tags applied to every taggable resource.
+    tags: dict[str, str] = Field(default_factory=dict)
+    # What CloudFormation does with buckets, keys and log groups when the stack is deleted.
+    stateful_resources_on_delete: Literal["retain", "destroy"] = "retain"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not ENV_NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a valid environment name; allowed: 2-20 lowercase letters, digits or '-', starting with a letter")
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not ACCOUNT_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not an AWS account id; allowed: exactly 12 digits, quoted in YAML, e.g. '123456789012'")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and value not in known_regions():
+            raise ValueError(f"{value!r} is not a known AWS region; allowed: a region name such as 'eu-west-1' or 'us-east-1'")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag_value in value.items():
+            if not TAG_KEY_PATTERN.match(key) or key.lower().startswith("aws:"):
+                raise ValueError(f"tag key {key!r} is invalid; allowed: 1-128 letters, digits, spaces or _.:/=+-@, not starting with 'aws:'")
+            if len(tag_value) > 256:
+                raise ValueError(f"tag {key!r} has a value of {len(tag_value)} characters; allowed: at most 256")
+        return value
+
+    @model_validator(mode="after")
+    def _environment_rules(self) -> PlatformConfig:
+        if self.name != SANDBOX and (self.account is None or self.region is None):
+            missing = " and ".join(k for k in ("account", "region") if getattr(self, k) is None)
+            raise KeyedError(missing.split(" ")[0], f"missing for environment {self.name!r} (no {missing}); allowed: only the sandbox may leave account and region unset")
+        if (self.account is None) != (self.region is None):
+            raise KeyedError("region" if self.region is None else "account", "only one of account and region is set; allowed: both or neither")
+        if self.stateful_resources_on_delete == "destroy" and self.name != SANDBOX:
+            raise KeyedError(
+                "stateful_resources_on_delete",
+                f"'destroy' in environment {self.name!r}; allowed: 'destroy' only in the sandbox, 'retain' everywhere"
+            )
+        existing = self.network.existing_vpc
+        if existing is not None and self.region is not None:
+            foreign = [az for az in existing.availability_zones if not az.startswith(self.region)]
+            if foreign:
+                raise KeyedError("network.existing_vpc.availability_zones", f"{foreign} are not in region {self.region!r}; allowed: zones of that region")
+        new = self.network.new_vpc
+        if new is not None and new.availability_zones and self.region is not None:
+            foreign = [az for az in new.availability_zones if not az.startswith(self.region)]
+            if foreign:
+                raise KeyedError("network.new_vpc.availability_zones", f"{foreign} are not in region {self.region!r}; allowed: zones of that region")
+        return self
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.name == SANDBOX
+
+    @property
+    def resource_prefix(self) -> str:
+        """Prefix for the few names clients rely on (pipelines, log groups, parameters)."""
+        return f"mlp-{self.name}"

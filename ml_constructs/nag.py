@@ -1,0 +1,51 @@
+"""Acknowledge one cdk-nag finding on the one construct it concerns.
+
+cdk-nag 3 reports granular findings such as
+``AwsSolutions-IAM5[Resource::<DataBucketB1A7365C.Arn>/*]``; the helpers here
+build those ids from the same tokens the policy was built from, so an
+acknowledgment follows the resource it is about and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct, IConstruct
+
+WILDCARD_RULE = "AwsSolutions-IAM5"
+
+
+def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
+    """Acknowledge ``rule`` (optionally with its ``[finding]`` suffix) on ``construct`` only."""
+    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
+
+
+def acknowledge_wildcards(
+    grantee: iam.IGrantable, *, resources: list[str] = (), actions: list[str] = (), reason: str
+) -> None:
+    """Acknowledge the IAM5 findings for ``resources``/``actions`` on ``grantee``'s policy."""
+    principal = grantee.grant_principal
+    if not isinstance(principal, Construct):
+        return  # a principal outside this app (imported ARN) carries no findings here
+    stack = cdk.Stack.of(principal)
+    findings = [f"Resource::{_render(stack.resolve(r))}" for r in resources if "*" in _render(stack.resolve(r))]
+    findings += [f"Action::{a}" for a in actions if "*" in a]
+    for finding in findings:
+        acknowledge(principal, f"{WILDCARD_RULE}[{finding}]", reason)
+
+
+def _render(value: Any) -> str:
+    """Render a resolved CloudFormation value the way cdk-nag names it in findings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return f"<{arg}>"
+        if fn == "Fn::GetAtt":
+            return f"<{arg[0]}.{arg[1]}>"
+        if fn == "Fn::Join":
+            return arg[0].join(_render(part) for part in arg[1])
+    return str(value)

@@ -1,0 +1,208 @@
+"""Private network for VPC-only Studio and VPC-bound SageMaker jobs: no route to the internet needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from ml_constructs.nag import acknowledge_wildcards
+
+# Interface endpoints a VPC-only Studio domain and VPC-bound jobs need (private DNS on).
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+    "SageMakerStudio": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_STUDIO,
+    "SageMakerNotebook": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_NOTEBOOK,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "CloudWatchLogs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "CloudWatchMonitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+    "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+    "EventBridge": ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
+}
+
+NFS_PORT = 2049
+
+
+@dataclass(frozen=True)
+class NewVpcSpec:
+    """A VPC to create. ``availability_zones`` avoids an AZ lookup when the stack has an account."""
+
+    cidr: str
+    az_count: int
+    nat_gateways: int
+    availability_zones: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class ExistingVpcSpec:
+    """A VPC to import; one AZ and one route table per subnet, in order."""
+
+    vpc_id: str
+    subnet_ids: list[str]
+    availability_zones: list[str]
+    route_table_ids: list[str]
+
+
+class PrivateNetwork(Construct):
+    """VPC, workload and endpoint security groups, VPC endpoints and flow logs.
+
+    :param vpc: a ``NewVpcSpec`` (created here) or an ``ExistingVpcSpec`` (imported).
+    :param flow_log_group: KMS-encrypted log group receiving the VPC's flow logs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        vpc: NewVpcSpec | ExistingVpcSpec,
+        flow_log_group: logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.vpc = self._vpc(vpc)
+        self.workload_subnet_selection = (
+            ec2.SubnetSelection(subnet_type=self._workload_subnet_type(vpc))
+            if isinstance(vpc, NewVpcSpec)
+            else ec2.SubnetSelection(subnets=self.vpc.private_subnets)
+        )
+        self.workload_subnets = self.vpc.select_subnets(**self.workload_subnet_selection._values)
+
+        self.workload_security_group = ec2.SecurityGroup(
+            self,
+            "WorkloadSecurityGroup",
+            vpc=self.vpc,
+            description="SageMaker Studio apps, jobs and endpoints",
+            allow_all_outbound=False,
+        )
+        self._allow_within_group(self.workload_security_group)
+
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="VPC interface endpoints: HTTPS from platform workloads only",
+            allow_all_outbound=False,
+        )
+        self.endpoint_security_group.add_ingress_rule(
+            self.workload_security_group, ec2.Port.tcp(443), "HTTPS from platform workloads"
+        )
+        self.workload_security_group.add_egress_rule(
+            self.endpoint_security_group, ec2.Port.tcp(443), "HTTPS to AWS service endpoints"
+        )
+
+        self.s3_endpoint = self.vpc.add_gateway_endpoint(
+            "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.workload_subnet_selection]
+        )
+        # The S3 gateway is reached through its managed prefix list, whose id needs an
+        # AWS lookup; without a NAT gateway 443 to anywhere else has no route.
+        self.workload_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to S3 through the gateway endpoint"
+        )
+        self.interface_endpoints = {
+            name: self.vpc.add_interface_endpoint(
+                f"{name}Endpoint",
+                service=service,
+                private_dns_enabled=True,
+                subnets=self.workload_subnet_selection,
+                security_groups=[self.endpoint_security_group],
+                open=False,
+            )
+            for name, service in INTERFACE_ENDPOINTS.items()
+        }
+
+        self.flow_log = ec2.FlowLog(
+            self,
+            "FlowLog",
+            resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+
+    @property
+    def vpc_arn(self) -> str:
+        return self.vpc.vpc_arn
+
+    def grant_manage_job_network_interfaces(self, grantee: iam.IGrantable) -> None:
+        """Let SageMaker, acting with ``grantee``'s role, attach jobs and endpoints to this VPC."""
+        # Describe calls support no resource-level permissions.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+            ],
+            resource_arns=["*"],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            # Interface ids are unknown until created; the VPC condition keeps them in this VPC.
+            resource_arns=["*"],
+            conditions={"ArnEquals": {"ec2:Vpc": self.vpc.vpc_arn}},
+        )
+        acknowledge_wildcards(
+            grantee,
+            resources=["*"],
+            reason="EC2 Describe* calls support no resource-level permissions, and network interfaces "
+            "SageMaker creates have unknown ids; create/delete are held to this VPC by an ec2:Vpc condition.",
+        )
+
+    def _vpc(self, spec: NewVpcSpec | ExistingVpcSpec) -> ec2.IVpc:
+        if isinstance(spec, ExistingVpcSpec):
+            return ec2.Vpc.from_vpc_attributes(
+                self,
+                "Vpc",
+                vpc_id=spec.vpc_id,
+                availability_zones=spec.availability_zones,
+                private_subnet_ids=spec.subnet_ids,
+                private_subnet_route_table_ids=spec.route_table_ids,
+            )
+        subnets = [
+            ec2.SubnetConfiguration(name="Workload", subnet_type=self._workload_subnet_type(spec), cidr_mask=20),
+        ]
+        if spec.nat_gateways:
+            # Public subnets hold only the NAT gateways; nothing else is placed there.
+            subnets.append(ec2.SubnetConfiguration(name="Egress", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=26))
+        return ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(spec.cidr),
+            max_azs=None if spec.availability_zones else spec.az_count,
+            availability_zones=spec.availability_zones,
+            nat_gateways=spec.nat_gateways,
+            subnet_configuration=subnets,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            restrict_default_security_group=False,
+        )
+
+    @staticmethod
+    def _workload_subnet_type(spec: NewVpcSpec) -> ec2.SubnetType:
+        return ec2.SubnetType.PRIVATE_WITH_EGRESS if spec.nat_gateways else ec2.SubnetType.PRIVATE_ISOLATED
+
+    @staticmethod
+    def _allow_within_group(group: ec2.SecurityGroup) -> None:
+        rules = [
+            (ec2.Port.tcp(NFS_PORT), "NFS to the Studio home EFS"),
+            (ec2.Port.all_tcp(), "Studio apps and distributed training within the group"),
+            (ec2.Port.udp(500), "IKE for inter-container traffic encryption"),
+            (ec2.Port(protocol=ec2.Protocol.ESP, string_representation="ESP"), "ESP for inter-container traffic encryption"),
+        ]
+        for port, description in rules:
+            group.add_ingress_rule(group, port, description)
+            group.add_egress_rule(group, port, description)

@@ -1,0 +1,138 @@
+"""Foundation deployment unit: KMS keys, S3 buckets and one IAM role per duty.
+
+Keys, buckets and roles live together because key policies name the roles and
+the roles' policies name the keys: split across stacks, that is a cycle.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from ml_constructs.buckets import SecureBucket
+from ml_constructs.keys import PlatformKey
+from ml_constructs.network import PrivateNetwork
+from ml_constructs.roles import SAGEMAKER, DutyRole
+
+SCHEDULER = "scheduler.amazonaws.com"
+EVENTS = "events.amazonaws.com"
+SAGEMAKER_LOG_GROUPS = "/aws/sagemaker/"
+
+
+class FoundationStack(cdk.Stack):
+    """Encryption keys, buckets and duty roles shared by every platform feature.
+
+    :param network: the environment's private network (VPC, subnets, workload security group).
+    :param resource_prefix: ``mlp-<env>``, used in key aliases and allowed resource names.
+    :param destroy_stateful_resources: delete keys and buckets (with their objects) on stack
+        delete. Default: ``False`` (retained).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        network: PrivateNetwork,
+        resource_prefix: str,
+        destroy_stateful_resources: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        removal = cdk.RemovalPolicy.DESTROY if destroy_stateful_resources else cdk.RemovalPolicy.RETAIN
+
+        def key(id_: str, alias: str, what: str) -> PlatformKey:
+            return PlatformKey(
+                self, id_, alias=f"{resource_prefix}/{alias}", description=f"{what} of {resource_prefix}", removal_policy=removal
+            )
+
+        self.data_key = key("DataKey", "data", "Training data, captured requests and reports")
+        self.models_key = key("ModelsKey", "models", "Model artifacts, checkpoints and job volumes")
+        self.studio_key = key("StudioKey", "studio", "Studio home file system and app volumes")
+
+        def bucket(id_: str, encryption_key: PlatformKey) -> SecureBucket:
+            return SecureBucket(
+                self,
+                id_,
+                encryption_key=encryption_key,
+                access_logs=self.access_log_bucket,
+                destroy_on_delete=destroy_stateful_resources,
+            )
+
+        self.access_log_bucket = SecureBucket(
+            self, "AccessLogBucket", expiration_days=365, destroy_on_delete=destroy_stateful_resources
+        )
+        self.data_bucket = bucket("DataBucket", self.data_key)
+        self.model_bucket = bucket("ModelBucket", self.models_key)
+        self.capture_bucket = bucket("CaptureBucket", self.data_key)
+        self.reports_bucket = bucket("ReportsBucket", self.data_key)
+
+        def role(id_: str, description: str, *principals: str, pin: bool = False) -> DutyRole:
+            return DutyRole(
+                self,
+                id_,
+                service_principals=list(principals),
+                description=f"{description} ({resource_prefix})",
+                resource_prefix=resource_prefix,
+                pin_source_account=pin,
+            )
+
+        self.studio_user_role = role("StudioUserRole", "Studio user execution role", SAGEMAKER)
+        self.pipeline_role = role("PipelineExecutionRole", "SageMaker Pipelines execution role", SAGEMAKER)
+        self.job_role = role("JobRole", "Processing and training job role", SAGEMAKER)
+        self.model_role = role("ModelExecutionRole", "Model (endpoint and transform) execution role", SAGEMAKER)
+        self.scheduler_role = role("SchedulerRole", "EventBridge and Scheduler role", SCHEDULER, EVENTS, pin=True)
+
+        subnet_ids = network.workload_subnets.subnet_ids
+        security_group_ids = [network.workload_security_group.security_group_id]
+
+        # Jobs: read data, write artifacts and reports, run inside the VPC.
+        self.data_bucket.grant_read(self.job_role)
+        self.model_bucket.grant_read_write(self.job_role)
+        self.reports_bucket.grant_read_write(self.job_role)
+        self.models_key.grant_use_by_aws_resources(self.job_role)
+        network.grant_manage_job_network_interfaces(self.job_role)
+        self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}ProcessingJobs")
+        self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TrainingJobs")
+
+        # Models: read artifacts, write captured requests, run inside the VPC.
+        self.model_bucket.grant_read(self.model_role)
+        self.capture_bucket.grant_write(self.model_role)
+        self.models_key.grant_use_by_aws_resources(self.model_role)
+        network.grant_manage_job_network_interfaces(self.model_role)
+        self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}Endpoints")
+        self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TransformJobs")
+
+        # Pipelines: launch VPC-bound jobs with the job and model roles, read what steps wrote.
+        self.pipeline_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
+        self.job_role.grant_pass_role(self.pipeline_role)
+        self.model_role.grant_pass_role(self.pipeline_role)
+        self.model_bucket.grant_read(self.pipeline_role)
+        self.reports_bucket.grant_read(self.pipeline_role)
+        self.data_bucket.grant_read(self.pipeline_role)
+        self.models_key.grant_use_by_aws_resources(self.pipeline_role)
+
+        # Studio users: explore data, run VPC-bound experiments, start pipelines.
+        self.data_bucket.grant_read_write(self.studio_user_role)
+        self.model_bucket.grant_read(self.studio_user_role)
+        self.reports_bucket.grant_read(self.studio_user_role)
+        self.studio_key.grant_encrypt_decrypt(self.studio_user_role)
+        self.studio_user_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
+        self.studio_user_role.allow_start_pipelines()
+        self.job_role.grant_pass_role(self.studio_user_role)
+        self.model_role.grant_pass_role(self.studio_user_role)
+        self.models_key.grant_use_by_aws_resources(self.studio_user_role)
+        network.grant_manage_job_network_interfaces(self.studio_user_role)
+
+        # Scheduler and EventBridge rules: start the environment's pipelines, nothing else.
+        self.scheduler_role.allow_start_pipelines()
+
+        for name, value, what in [
+            ("DataBucketName", self.data_bucket.bucket_name, "Training data"),
+            ("ModelBucketName", self.model_bucket.bucket_name, "Model artifacts"),
+            ("CaptureBucketName", self.capture_bucket.bucket_name, "Endpoint data capture"),
+            ("ReportsBucketName", self.reports_bucket.bucket_name, "Evaluation and drift reports"),
+            ("StudioUserRoleArn", self.studio_user_role.role_arn, "Studio user execution role"),
+            ("PipelineExecutionRoleArn", self.pipeline_role.role_arn, "Pipeline execution role"),
+        ]:
+            cdk.CfnOutput(self, name, value=value, description=what)

@@ -1,0 +1,102 @@
+"""Network deployment unit: VPC, security groups, VPC endpoints, flow logs and the logs key."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from config.schema import LOG_RETENTION_DAYS, NetworkConfig
+from ml_constructs.keys import PlatformKey
+from ml_constructs.network import ExistingVpcSpec, NewVpcSpec, PrivateNetwork
+
+
+class NetworkStack(cdk.Stack):
+    """Private network for the platform; every other stack builds on it.
+
+    :param network: the environment's ``network`` configuration.
+    :param resource_prefix: prefix for the log group and key alias (``mlp-<env>``).
+    :param removal_policy: for the logs key and the flow-log group. Default: ``RETAIN``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        network: NetworkConfig,
+        resource_prefix: str,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        log_group_name = f"/{resource_prefix}/vpc-flow-logs"
+        self.logs_key = PlatformKey(
+            self,
+            "LogsKey",
+            alias=f"{resource_prefix}/logs",
+            description=f"CloudWatch Logs of the {resource_prefix} ML platform",
+            removal_policy=removal_policy,
+        )
+        self.logs_key.grant_to_service(
+            f"logs.{self.region}.amazonaws.com",
+            actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": cdk.Arn.format(
+                        cdk.ArnComponents(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=f"/{resource_prefix}/*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        ),
+                        self,
+                    )
+                }
+            },
+        )
+        flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogGroup",
+            log_group_name=log_group_name,
+            encryption_key=self.logs_key.key,
+            retention=getattr(logs.RetentionDays, LOG_RETENTION_DAYS[network.flow_log_retention_days]),
+            removal_policy=removal_policy,
+        )
+        self.network = PrivateNetwork(self, "Network", vpc=_vpc_spec(network), flow_log_group=flow_log_group)
+        self.vpc = self.network.vpc
+        self.workload_security_group = self.network.workload_security_group
+        self.workload_subnets = self.network.workload_subnets
+
+        cdk.CfnOutput(self, "VpcId", value=self.vpc.vpc_id, description="VPC of the ML platform")
+        cdk.CfnOutput(
+            self,
+            "WorkloadSecurityGroupId",
+            value=self.workload_security_group.security_group_id,
+            description="Security group for Studio, jobs and endpoints",
+        )
+        cdk.CfnOutput(
+            self,
+            "WorkloadSubnetIds",
+            value=cdk.Fn.join(",", self.workload_subnets.subnet_ids),
+            description="Private subnets for Studio, jobs and endpoints",
+        )
+
+
+def _vpc_spec(network: NetworkConfig) -> NewVpcSpec | ExistingVpcSpec:
+    if network.existing_vpc is not None:
+        e = network.existing_vpc
+        return ExistingVpcSpec(
+            vpc_id=e.vpc_id,
+            subnet_ids=list(e.subnet_ids),
+            availability_zones=list(e.availability_zones),
+            route_table_ids=list(e.route_table_ids),
+        )
+    n = network.new_vpc
+    assert n is not None  # NetworkConfig fills in a default new VPC
+    return NewVpcSpec(
+        cidr=n.cidr,
+        az_count=n.az_count,
+        nat_gateways=n.nat_gateways,
+        availability_zones=list(n.availability_zones) if n.availability_zones else None,
+    )

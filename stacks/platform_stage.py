@@ -1,0 +1,56 @@
+"""One environment of the platform as a ``cdk.Stage``.
+
+The same stage is deployed by hand (``cdk deploy 'MlPlatform-<env>/*'``) and,
+later, by the delivery pipeline.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.schema import PlatformConfig
+from stacks.foundation_stack import FoundationStack
+from stacks.network_stack import NetworkStack
+
+ENVIRONMENT_TAG = "ml-platform:environment"
+
+
+class PlatformStage(cdk.Stage):
+    """The per-environment stacks of the ML platform.
+
+    :param config: the validated environment configuration.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, config: PlatformConfig, **kwargs) -> None:
+        env = cdk.Environment(account=config.account, region=config.region) if config.account else None
+        super().__init__(scope, id_, env=env, **kwargs)
+        destroy = config.stateful_resources_on_delete == "destroy"
+        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+        prefix = config.resource_prefix
+
+        self.network = NetworkStack(
+            self,
+            "Network",
+            network=config.network,
+            resource_prefix=prefix,
+            removal_policy=removal,
+            description=f"ML platform {config.name}: VPC, endpoints, flow logs",
+        )
+        self.foundation = FoundationStack(
+            self,
+            "Foundation",
+            network=self.network.network,
+            resource_prefix=prefix,
+            destroy_stateful_resources=destroy,
+            description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
+        )
+
+        tags = cdk.Tags.of(self)
+        tags.add(ENVIRONMENT_TAG, config.name)
+        for key, value in sorted(config.tags.items()):
+            tags.add(key, value)
+
+    @property
+    def stacks(self) -> list[cdk.Stack]:
+        return [self.network, self.foundation]
