@@ -10,12 +10,13 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from config import ConfigError, load_config
+from config.loader import DEFAULT_CONFIG_DIR
 from stacks.platform_stage import PlatformStage
 
 
-def build_app(app: cdk.App) -> PlatformStage:
-    """Add the selected environment's stage, checked by cdk-nag, to ``app``."""
-    config = load_config(app.node.try_get_context("env"))
+def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> PlatformStage:
+    """Add the environment selected with ``-c env=NAME`` to ``app``, checked by cdk-nag."""
+    config = load_config(app.node.try_get_context("env"), config_dir=config_dir)
     stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return stage
@@ -35,7 +36,13 @@ def main() -> None:
         build_app(app)
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
-    app.synth()
+    try:
+        app.synth()
+    except RuntimeError as exc:
+        if "ValidationFailed" not in str(exc):
+            raise
+        # cdk-nag has already printed each finding with its construct path.
+        sys.exit(f"error: cdk-nag found unacknowledged findings (listed above; report: {app.outdir}/validation-report.json)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ class NetworkStack(cdk.Stack):
     :param removal_policy: for the logs key and the flow-log group. Default: ``RETAIN``.
     """
 
+    @property
+    def availability_zones(self) -> list[str]:
+        """Configured zones when given: CDK would otherwise look them up, which needs credentials."""
+        return self._configured_azs or super().availability_zones
+
     def __init__(
         self,
         scope: Construct,
@@ -29,6 +34,7 @@ class NetworkStack(cdk.Stack):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         **kwargs,
     ) -> None:
+        self._configured_azs = _configured_azs(network)
         super().__init__(scope, id_, **kwargs)
         log_group_name = f"/{resource_prefix}/vpc-flow-logs"
         self.logs_key = PlatformKey(
@@ -81,6 +87,14 @@ class NetworkStack(cdk.Stack):
             value=cdk.Fn.join(",", self.workload_subnets.subnet_ids),
             description="Private subnets for Studio, jobs and endpoints",
         )
+
+
+def _configured_azs(network: NetworkConfig) -> list[str] | None:
+    if network.existing_vpc is not None:
+        return list(network.existing_vpc.availability_zones)
+    if network.new_vpc is not None and network.new_vpc.availability_zones:
+        return list(network.new_vpc.availability_zones)
+    return None
 
 
 def _vpc_spec(network: NetworkConfig) -> NewVpcSpec | ExistingVpcSpec:

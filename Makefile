@@ -1,0 +1,63 @@
+# One entry point for newcomers, CI and the delivery pipeline.
+#   make synth [ENV=name]   set up, then synthesize the platform into cdk.out/ (no AWS account needed)
+#   make test               set up, then run the test suite
+#   make bench              set up, then time synthesis against an empty app
+#   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENV ?= sandbox
+STAMPS := .make
+
+# The local CDK CLI and, on Linux, the Node 22 runtime from node_modules come first;
+# jsii then runs on a supported Node instead of printing an end-of-life banner.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup setup-dev synth test bench diff deploy lock clean
+
+setup: $(STAMPS)/python $(STAMPS)/node
+setup-dev: setup $(STAMPS)/python-dev
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is required (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/python: requirements.txt | $(VENV)/bin/python
+	scripts/pip-install $(PY) -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/python-dev: requirements-dev.txt $(STAMPS)/python
+	scripts/pip-install $(PY) -r requirements.txt -r requirements-dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/node: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+synth: setup
+	cdk synth --quiet -c env=$(ENV)
+	@echo "Synthesized environment '$(ENV)' into cdk.out/ (cdk-nag: no unacknowledged findings)."
+
+test: setup-dev
+	$(PY) -m pytest
+
+bench: setup-dev
+	$(PY) benchmarks/synth_time.py
+
+diff: setup
+	cdk diff -c env=$(ENV) 'MlPlatform-$(ENV)/*'
+
+deploy: setup
+	cdk deploy -c env=$(ENV) 'MlPlatform-$(ENV)/*'
+
+# Re-pin Python dependencies after editing requirements*.in.
+lock: setup-dev
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements.in -o requirements.txt
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf cdk.out $(STAMPS) .pytest_cache

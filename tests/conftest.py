@@ -1,0 +1,125 @@
+"""Shared fixtures: an offline, credential-free world and one synthesis per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Before aws_cdk is imported: jsii runs on the project's Node, and no AWS credentials exist.
+os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+for _var in [v for v in os.environ if v.startswith("AWS_")]:
+    del os.environ[_var]
+os.environ.update(
+    AWS_CONFIG_FILE=os.devnull,
+    AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    AWS_EC2_METADATA_DISABLED="true",
+)
+os.environ.pop("CDK_CONTEXT_JSON", None)
+sys.path.insert(0, str(ROOT))
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+from app import build_app, cdk_json_context  # noqa: E402
+from config.loader import DEFAULT_CONFIG_DIR  # noqa: E402
+
+
+class AwsCallAttempted(AssertionError):
+    """Raised when code under test tries to reach AWS (or any host) over the network."""
+
+
+def _refuse(*_args, **_kwargs):
+    raise AwsCallAttempted("a network connection was attempted during the tests; synth and tests must stay offline")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Any TCP/UDP connection or botocore request fails the test that made it."""
+    patcher = pytest.MonkeyPatch()
+    real_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            _refuse()
+        return real_connect(sock, address)
+
+    patcher.setattr(socket.socket, "connect", guarded_connect)
+    patcher.setattr(socket.socket, "connect_ex", lambda sock, address: guarded_connect(sock, address))
+    patcher.setattr(socket, "create_connection", _refuse)
+    try:
+        import botocore.endpoint
+
+        patcher.setattr(botocore.endpoint.Endpoint, "make_request", _refuse)
+    except ImportError:  # pragma: no cover - botocore is a dev dependency
+        pass
+    yield
+    patcher.undo()
+
+
+@dataclass
+class Synthesized:
+    """One synthesized environment: the stage, its assembly directory and per-stack templates."""
+
+    stage: object
+    outdir: Path
+    assembly: cdk.cx_api.CloudAssembly
+
+    def template_json(self, stack_id: str) -> dict:
+        return self._artifact(stack_id).template
+
+    def template(self, stack_id: str) -> Template:
+        return Template.from_json(self.template_json(stack_id))
+
+    def template_path(self, stack_id: str) -> Path:
+        return Path(self._artifact(stack_id).template_full_path)
+
+    @property
+    def stack_ids(self) -> list[str]:
+        return [s.node.id for s in self.stage.stacks]
+
+    def _artifact(self, stack_id: str):
+        stack = next(s for s in self.stage.stacks if s.node.id == stack_id)
+        return self.assembly.get_nested_assembly(self.stage.artifact_id).get_stack_artifact(stack.artifact_id)
+
+
+def synthesize(outdir: Path, env: str | None = None, config_dir: Path | None = None) -> Synthesized:
+    """Synthesize the app exactly as ``app.py`` does (cdk.json context, cdk-nag on)."""
+    context = cdk_json_context()
+    if env:
+        context["env"] = env
+    app = cdk.App(outdir=str(outdir), context=context)
+    stage = build_app(app, config_dir=config_dir or DEFAULT_CONFIG_DIR)
+    assembly = app.synth()
+    return Synthesized(stage=stage, outdir=outdir, assembly=assembly)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Synthesized:
+    """The default platform, synthesized once for the whole session."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.sandbox"))
+
+
+@pytest.fixture(scope="session")
+def network(sandbox) -> Template:
+    return sandbox.template("Network")
+
+
+@pytest.fixture(scope="session")
+def foundation(sandbox) -> Template:
+    return sandbox.template("Foundation")
+
+
+def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == resource_type}
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

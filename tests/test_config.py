@@ -1,0 +1,257 @@
+"""Configuration: the embedded sandbox, the shipped examples, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, PlatformConfig, available_environments, load_config
+from config.loader import DEFAULT_CONFIG_DIR
+from config.schema import LOG_RETENTION_DAYS
+
+from tests.conftest import ROOT
+
+VALID = """\
+account: "123456789012"
+region: eu-west-1
+"""
+
+
+def write_env(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def error_for(tmp_path: Path, text: str, name: str = "staging") -> str:
+    write_env(tmp_path, name, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(name, config_dir=tmp_path)
+    message = str(caught.value)
+    assert f"{name}.yaml" in message, "the message names the file"
+    return message
+
+
+def test_sandbox_is_embedded_and_needs_nothing(tmp_path):
+    config = load_config(None, config_dir=tmp_path)  # an empty config folder
+    assert config.name == "sandbox"
+    assert config.account is None and config.region is None
+    assert config.network.new_vpc.nat_gateways == 0
+    assert config.network.existing_vpc is None
+    assert config.stateful_resources_on_delete == "retain"
+
+
+def test_sandbox_file_overrides_the_embedded_defaults(tmp_path):
+    write_env(tmp_path, "sandbox", "stateful_resources_on_delete: destroy\n")
+    assert load_config("sandbox", config_dir=tmp_path).stateful_resources_on_delete == "destroy"
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_shipped_examples_are_valid(name):
+    config = load_config(name)
+    assert config.name == name
+    assert config.account and config.region == "eu-west-1"
+    assert config.stateful_resources_on_delete == "retain"
+
+
+def test_examples_cover_both_network_modes():
+    assert load_config("dev").network.new_vpc is not None
+    assert load_config("prod").network.existing_vpc is not None
+    assert available_environments() == ["dev", "prod", "sandbox"]
+
+
+def test_wrong_type(tmp_path):
+    message = error_for(tmp_path, VALID + "network:\n  new_vpc:\n    az_count: two\n")
+    assert "network.new_vpc.az_count" in message
+    assert "'two'" in message and "allowed: an integer" in message
+
+
+def test_unquoted_account_is_a_wrong_type_with_a_hint(tmp_path):
+    message = error_for(tmp_path, "account: 123456789012\nregion: eu-west-1\n")
+    assert "account: got 123456789012 (int)" in message
+    assert "quote it in YAML" in message
+
+
+def test_unknown_key_lists_the_allowed_keys(tmp_path):
+    message = error_for(tmp_path, VALID + "network:\n  nat_gateway: 1\n")
+    assert "network.nat_gateway: unknown key" in message
+    assert "allowed keys here: new_vpc, existing_vpc, flow_log_retention_days" in message
+
+
+def test_unknown_top_level_key(tmp_path):
+    message = error_for(tmp_path, VALID + "tagz: {}\n")
+    assert "tagz: unknown key" in message and "stateful_resources_on_delete" in message
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0/16", "10.0.0.0/33", "10.0.0.1/16", "banana"])
+def test_malformed_cidr(tmp_path, cidr):
+    message = error_for(tmp_path, VALID + f"network:\n  new_vpc:\n    cidr: '{cidr}'\n")
+    assert f"network.new_vpc.cidr: '{cidr}'" in message
+    assert "allowed: an IPv4 network such as '10.20.0.0/16'" in message
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8", "10.0.0.0/26", "8.8.0.0/16"])
+def test_cidr_out_of_range_or_public(tmp_path, cidr):
+    message = error_for(tmp_path, VALID + f"network:\n  new_vpc:\n    cidr: '{cidr}'\n")
+    assert "network.new_vpc.cidr" in message and "prefix /16 to /22" in message
+
+
+@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "12345678901a"])
+def test_malformed_account(tmp_path, account):
+    message = error_for(tmp_path, f"account: '{account}'\nregion: eu-west-1\n")
+    assert f"account: '{account}' is not an AWS account id" in message
+    assert "allowed: exactly 12 digits" in message
+
+
+def test_unknown_region(tmp_path):
+    message = error_for(tmp_path, 'account: "123456789012"\nregion: eu-west-9\n')
+    assert "region: 'eu-west-9' is not a known AWS region" in message
+    assert "allowed:" in message
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path):
+    write_env(tmp_path, "dev", VALID)
+    with pytest.raises(ConfigError) as caught:
+        load_config("prdo", config_dir=tmp_path)
+    message = str(caught.value)
+    assert "unknown environment 'prdo'" in message and "prdo.yaml" in message
+    assert "allowed: dev, sandbox" in message
+
+
+def test_environment_name_cannot_escape_the_config_folder(tmp_path):
+    with pytest.raises(ConfigError, match="environment name '../etc/passwd'.*is invalid"):
+        load_config("../etc/passwd", config_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("region: eu-west-1\n", "account"), ('account: "123456789012"\n', "region"), ("tags: {}\n", "account")],
+)
+def test_non_sandbox_needs_account_and_region(tmp_path, text, key):
+    message = error_for(tmp_path, text)
+    assert f"  - {key}:" in message
+    assert "only the sandbox may leave account and region unset" in message or "both or neither" in message
+
+
+def test_sandbox_may_not_set_only_one_of_account_and_region(tmp_path):
+    message = error_for(tmp_path, "region: eu-west-1\n", name="sandbox")
+    assert "account: only one of account and region is set" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "allowed"),
+    [
+        (
+            "network:\n  new_vpc: {}\n  existing_vpc: {vpc_id: vpc-12345678, subnet_ids: [subnet-12345678], "
+            "availability_zones: [eu-west-1a], route_table_ids: [rtb-12345678]}\n",
+            "network.existing_vpc",
+            "exactly one of new_vpc and existing_vpc",
+        ),
+        ("network:\n  new_vpc: {az_count: 2, nat_gateways: 3}\n", "network.new_vpc.nat_gateways", "up to one per AZ"),
+        (
+            "network:\n  new_vpc: {az_count: 3, availability_zones: [eu-west-1a, eu-west-1b]}\n",
+            "network.new_vpc.availability_zones",
+            "exactly az_count zone names",
+        ),
+        ("stateful_resources_on_delete: destroy\n", "stateful_resources_on_delete", "'destroy' only in the sandbox"),
+        (
+            "network:\n  new_vpc: {az_count: 1, availability_zones: [us-east-1a]}\n",
+            "network.new_vpc.availability_zones",
+            "zones of that region",
+        ),
+        (
+            "network:\n  existing_vpc: {vpc_id: vpc-12345678, subnet_ids: [subnet-12345678, subnet-87654321], "
+            "availability_zones: [eu-west-1a], route_table_ids: [rtb-12345678]}\n",
+            "network.existing_vpc.subnet_ids",
+            "one zone and one route table per subnet",
+        ),
+    ],
+)
+def test_contradictory_options(tmp_path, text, key, allowed):
+    message = error_for(tmp_path, VALID + text)
+    assert f"  - {key}:" in message
+    assert allowed in message
+
+
+def test_malformed_existing_vpc_ids(tmp_path):
+    message = error_for(
+        tmp_path,
+        VALID + "network:\n  existing_vpc: {vpc_id: vpc-xyz, subnet_ids: [sub-12345678], "
+        "availability_zones: [eu-west-1a], route_table_ids: [rtb-12345678]}\n",
+    )
+    assert "network.existing_vpc.vpc_id: 'vpc-xyz' is not a valid VPC id" in message
+    assert "network.existing_vpc.subnet_ids: 'sub-12345678' is not a valid subnet id" in message
+
+
+def test_bad_literal_names_the_allowed_values(tmp_path):
+    message = error_for(tmp_path, VALID + "stateful_resources_on_delete: nuke\n")
+    assert "stateful_resources_on_delete: got 'nuke'; allowed: 'retain' or 'destroy'" in message
+
+
+def test_retention_must_be_a_cloudwatch_period(tmp_path):
+    message = error_for(tmp_path, VALID + "network:\n  flow_log_retention_days: 100\n")
+    assert "network.flow_log_retention_days: 100 is not a CloudWatch Logs retention period" in message
+    assert "90, 120" in message
+
+
+def test_bad_tags(tmp_path):
+    assert "tags.CostCenter: got 42 (int)" in error_for(tmp_path, VALID + "tags:\n  CostCenter: 42\n")
+    message = error_for(tmp_path, VALID + "tags:\n  'aws:owner': me\n")
+    assert "tags: tag key 'aws:owner' is invalid" in message and "not starting with 'aws:'" in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    message = error_for(tmp_path, "account: '1'\nregion: nowhere-1\nnetwork: {new_vpc: {cidr: x}}\n")
+    assert message.count("\n  - ") == 3
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    message = error_for(tmp_path, VALID + "tags: [unclosed\n")
+    assert "not valid YAML" in message and "line" in message
+
+
+def test_duplicate_keys_are_refused(tmp_path):
+    message = error_for(tmp_path, VALID + "region: us-east-1\n")
+    assert "duplicate key 'region'" in message
+
+
+def test_name_must_match_the_file(tmp_path):
+    message = error_for(tmp_path, VALID + "name: prod\n")
+    assert "name: 'prod' differs from the file name; allowed: 'staging'" in message
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    assert "allowed: a mapping of keys" in error_for(tmp_path, "- a\n- b\n")
+
+
+def test_config_is_immutable():
+    config = PlatformConfig()
+    with pytest.raises(Exception):
+        config.name = "other"  # type: ignore[misc]
+
+
+def test_retention_table_matches_cdk():
+    from aws_cdk import aws_logs as logs
+
+    for days, member in LOG_RETENTION_DAYS.items():
+        assert getattr(logs.RetentionDays, member) is not None, days
+
+
+def test_synth_stops_with_one_clear_message_and_writes_nothing(tmp_path):
+    """`python app.py` with a bad environment exits non-zero with the message, no traceback, no output."""
+    outdir = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**__import__("os").environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": '{"env": "nope"}'},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: unknown environment 'nope'")
+    assert "Traceback" not in result.stderr
+    assert not list(outdir.rglob("*.template.json")), "no template is written from a bad config"
+    assert DEFAULT_CONFIG_DIR.is_dir()
