@@ -42,6 +42,8 @@ class SecureBucket(Construct):
         destroy_on_delete: bool = False,
     ) -> None:
         super().__init__(scope, id_)
+        # Log delivery through a bucket policy, not the legacy ACL, whatever the app's feature flags say.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self.encryption_key = encryption_key
         lifecycle = s3.LifecycleRule(
             id="ExpireNoncurrentVersions",

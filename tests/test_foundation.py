@@ -1,0 +1,319 @@
+"""Foundation stack: customer-managed keys, locked-down buckets and one least-privilege role per duty."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from config.schema import PlatformConfig
+from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
+from stacks.platform_stage import PlatformStage
+from tests.conftest import resources_of
+
+ROLES = ["StudioUserRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole"]
+BUCKETS = ["DataBucket", "ModelBucket", "CaptureBucket", "ReportsBucket"]
+CRYPTO_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
+
+
+def logical_id(template_json: dict, resource_type: str, prefix: str) -> str:
+    (match,) = [k for k in resources_of(template_json, resource_type) if k.startswith(prefix) and not k[len(prefix)].islower()]
+    return match
+
+
+def role_statements(template_json: dict, role: str) -> list[dict]:
+    role_id = logical_id(template_json, "AWS::IAM::Role", role)
+    statements = []
+    for policy in resources_of(template_json, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed(statements: list[dict], action: str) -> list:
+    """Resources on which ``action`` is allowed (unconditionally or not)."""
+    return [r for s in statements if s["Effect"] == "Allow" and action in as_list(s["Action"]) for r in as_list(s["Resource"])]
+
+
+def bucket_arn(template_json: dict, bucket: str, objects: bool = False):
+    arn = {"Fn::GetAtt": [logical_id(template_json, "AWS::S3::Bucket", bucket), "Arn"]}
+    return {"Fn::Join": ["", [arn, "/*"]]} if objects else arn
+
+
+def key_policy(template_json: dict, key: str) -> list[dict]:
+    return resources_of(template_json, "AWS::KMS::Key")[logical_id(template_json, "AWS::KMS::Key", key)]["Properties"]["KeyPolicy"]["Statement"]
+
+
+def key_users(template_json: dict, key: str) -> set[str]:
+    """Roles (by logical id prefix) that a key's policy lets use it for cryptography."""
+    users = set()
+    for statement in key_policy(template_json, key):
+        if not CRYPTO_ACTIONS & set(as_list(statement["Action"])):
+            continue
+        for principal in as_list(statement["Principal"].get("AWS", [])):
+            users.add(next(r for r in ROLES if principal["Fn::GetAtt"][0].startswith(r)))
+    return users
+
+
+# --- keys -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "alias"), [("DataKey", "data"), ("ModelsKey", "models"), ("StudioKey", "studio")])
+def test_keys_rotate_and_have_aliases(sandbox, foundation, key, alias):
+    t = sandbox.template_json("Foundation")
+    key_id = logical_id(t, "AWS::KMS::Key", key)
+    assert resources_of(t, "AWS::KMS::Key")[key_id]["Properties"]["EnableKeyRotation"] is True
+    foundation.has_resource_properties(
+        "AWS::KMS::Alias", {"AliasName": f"alias/mlp-sandbox/{alias}", "TargetKeyId": {"Fn::GetAtt": [key_id, "Arn"]}}
+    )
+
+
+@pytest.mark.parametrize("key", ["DataKey", "ModelsKey", "StudioKey"])
+def test_account_root_administers_but_cannot_use_keys(sandbox, key):
+    statements = key_policy(sandbox.template_json("Foundation"), key)
+    root = [s for s in statements if s.get("Sid") == "KeyAdministration"]
+    assert len(root) == 1
+    assert sorted(root[0]["Action"]) == sorted(KEY_ADMIN_ACTIONS)
+    assert not CRYPTO_ACTIONS & set(root[0]["Action"]) and "kms:CreateGrant" not in root[0]["Action"]
+    for statement in statements:
+        assert "kms:*" not in as_list(statement["Action"])
+
+
+def test_key_policies_name_exactly_the_roles_that_use_them(sandbox):
+    t = sandbox.template_json("Foundation")
+    assert key_users(t, "DataKey") == {"StudioUserRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
+    assert key_users(t, "ModelsKey") == {"StudioUserRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
+    assert key_users(t, "StudioKey") == {"StudioUserRole"}
+
+
+def test_kms_grants_are_only_for_aws_resources(sandbox):
+    for statement in key_policy(sandbox.template_json("Foundation"), "ModelsKey"):
+        if "kms:CreateGrant" in as_list(statement["Action"]):
+            assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+# --- buckets ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("bucket", "key"), [("DataBucket", "DataKey"), ("ModelBucket", "ModelsKey"), ("CaptureBucket", "DataKey"), ("ReportsBucket", "DataKey")])
+def test_buckets_use_their_customer_key(sandbox, bucket, key):
+    t = sandbox.template_json("Foundation")
+    props = resources_of(t, "AWS::S3::Bucket")[logical_id(t, "AWS::S3::Bucket", bucket)]["Properties"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule == {
+        "BucketKeyEnabled": True,
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [logical_id(t, "AWS::KMS::Key", key), "Arn"]}},
+    }
+
+
+def test_access_log_bucket_uses_sse_s3_because_log_delivery_requires_it(sandbox):
+    t = sandbox.template_json("Foundation")
+    props = resources_of(t, "AWS::S3::Bucket")[logical_id(t, "AWS::S3::Bucket", "AccessLogBucket")]["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert "LoggingConfiguration" not in props
+
+
+@pytest.mark.parametrize("bucket", BUCKETS + ["AccessLogBucket"])
+def test_buckets_are_private_versioned_and_expire_old_versions(sandbox, bucket):
+    t = sandbox.template_json("Foundation")
+    props = resources_of(t, "AWS::S3::Bucket")[logical_id(t, "AWS::S3::Bucket", bucket)]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == 90 for r in rules)
+    assert any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 7 for r in rules)
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_buckets_log_access_to_the_log_bucket(sandbox, bucket):
+    t = sandbox.template_json("Foundation")
+    props = resources_of(t, "AWS::S3::Bucket")[logical_id(t, "AWS::S3::Bucket", bucket)]["Properties"]
+    assert props["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": logical_id(t, "AWS::S3::Bucket", "AccessLogBucket")},
+        "LogFilePrefix": f"{bucket}/",
+    }
+
+
+@pytest.mark.parametrize("bucket", BUCKETS + ["AccessLogBucket"])
+def test_bucket_policies_deny_requests_without_tls(sandbox, bucket):
+    t = sandbox.template_json("Foundation")
+    bucket_id = logical_id(t, "AWS::S3::Bucket", bucket)
+    (policy,) = [p for p in resources_of(t, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    conditions = [s["Condition"] for s in denies if s["Principal"] == {"AWS": "*"} and s["Action"] == "s3:*"]
+    assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
+    assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in conditions
+
+
+def test_log_bucket_admits_only_s3_log_delivery_from_the_platform_buckets(sandbox):
+    t = sandbox.template_json("Foundation")
+    log_id = logical_id(t, "AWS::S3::Bucket", "AccessLogBucket")
+    (policy,) = [p for p in resources_of(t, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": log_id}]
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allows and all(s["Principal"] == {"Service": "logging.s3.amazonaws.com"} for s in allows)
+    sources = {str(s["Condition"]["ArnLike"]["aws:SourceArn"]) for s in allows}
+    assert len(sources) == len(BUCKETS)
+
+
+# --- retention ----------------------------------------------------------------------------------------
+
+STATEFUL = ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup", "AWS::EFS::FileSystem", "AWS::SageMaker::ModelPackageGroup")
+
+
+def test_every_stateful_resource_is_retained(sandbox):
+    found = 0
+    for stack_id in sandbox.stack_ids:
+        for resource_type in STATEFUL:
+            for name, resource in resources_of(sandbox.template_json(stack_id), resource_type).items():
+                assert resource.get("DeletionPolicy") == "Retain", name
+                assert resource.get("UpdateReplacePolicy") == "Retain", name
+                found += 1
+    assert found == 5 + 4 + 1  # buckets, keys, the flow-log group
+
+
+@pytest.fixture(scope="module")
+def destroyable_sandbox() -> dict[str, dict]:
+    app = cdk.App()
+    stage = PlatformStage(app, "Sandbox", config=PlatformConfig(stateful_resources_on_delete="destroy"))
+    return {s.node.id: Template.from_stack(s).to_json() for s in stage.stacks}
+
+
+def test_sandbox_can_opt_into_destroy_with_auto_delete(destroyable_sandbox):
+    foundation = destroyable_sandbox["Foundation"]
+    for resource_type in STATEFUL[:3]:
+        for stack in destroyable_sandbox.values():
+            for name, resource in resources_of(stack, resource_type).items():
+                assert resource.get("DeletionPolicy") == "Delete", name
+    assert len(resources_of(foundation, "Custom::S3AutoDeleteObjects")) == 5
+
+
+# --- IAM -------------------------------------------------------------------------------------------------
+
+
+def all_role_statements(sandbox) -> list[dict]:
+    statements = []
+    for stack_id in sandbox.stack_ids:
+        t = sandbox.template_json(stack_id)
+        for policy in resources_of(t, "AWS::IAM::Policy").values():
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+        for role in resources_of(t, "AWS::IAM::Role").values():
+            for inline in role["Properties"].get("Policies", []):
+                statements += inline["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_no_managed_policies_and_no_wildcard_actions(sandbox):
+    statements = all_role_statements(sandbox)
+    assert len(statements) > 40
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, statement
+    for stack_id in sandbox.stack_ids:
+        for role in resources_of(sandbox.template_json(stack_id), "AWS::IAM::Role").values():
+            assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_pass_role_is_always_limited_to_a_service(sandbox):
+    passes = [s for s in all_role_statements(sandbox) if "iam:PassRole" in as_list(s["Action"])]
+    assert passes
+    for statement in passes:
+        assert statement["Condition"]["StringEquals"]["iam:PassedToService"]
+
+
+def test_who_may_pass_which_role(sandbox):
+    t = sandbox.template_json("Foundation")
+
+    def passable_by(role):
+        return {r["Fn::GetAtt"][0] for r in allowed(role_statements(t, role), "iam:PassRole")}
+
+    job, model = logical_id(t, "AWS::IAM::Role", "JobRole"), logical_id(t, "AWS::IAM::Role", "ModelExecutionRole")
+    assert passable_by("PipelineExecutionRole") == {job, model}
+    assert passable_by("StudioUserRole") == {job, model}
+    assert passable_by("JobRole") == passable_by("ModelExecutionRole") == passable_by("SchedulerRole") == set()
+
+
+@pytest.mark.parametrize(
+    ("role", "service"),
+    [("StudioUserRole", "sagemaker.amazonaws.com"), ("PipelineExecutionRole", "sagemaker.amazonaws.com"),
+     ("JobRole", "sagemaker.amazonaws.com"), ("ModelExecutionRole", "sagemaker.amazonaws.com")],
+)  # fmt: skip
+def test_sagemaker_roles_trust_sagemaker_only(sandbox, role, service):
+    t = sandbox.template_json("Foundation")
+    trust = resources_of(t, "AWS::IAM::Role")[logical_id(t, "AWS::IAM::Role", role)]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"] == [{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": service}}]
+
+
+def test_scheduler_role_trusts_scheduler_and_events_from_this_account_only(sandbox):
+    t = sandbox.template_json("Foundation")
+    trust = resources_of(t, "AWS::IAM::Role")[logical_id(t, "AWS::IAM::Role", "SchedulerRole")]["Properties"]["AssumeRolePolicyDocument"]
+    services = set()
+    for statement in trust["Statement"]:
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+        services.update(as_list(statement["Principal"]["Service"]))
+    assert services == {"scheduler.amazonaws.com", "events.amazonaws.com"}
+
+
+def test_scheduler_role_can_only_start_this_environments_pipelines(sandbox):
+    statements = role_statements(sandbox.template_json("Foundation"), "SchedulerRole")
+    assert {a for s in statements for a in as_list(s["Action"])} == {
+        "sagemaker:DescribePipeline", "sagemaker:DescribePipelineExecution",
+        "sagemaker:ListPipelineExecutionSteps", "sagemaker:StartPipelineExecution",
+    }  # fmt: skip
+    resources = [r["Fn::Join"][1][-1] for s in statements for r in as_list(s["Resource"])]
+    assert resources == [":pipeline/mlp-sandbox-*", ":pipeline/mlp-sandbox-*/execution/*"]
+
+
+@pytest.mark.parametrize("role", ["PipelineExecutionRole", "StudioUserRole"])
+def test_jobs_and_models_must_run_in_the_platform_vpc(sandbox, role):
+    statements = role_statements(sandbox.template_json("Foundation"), role)
+    denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
+    assert set(denies) == {"DenyJobsOutsideAnyVpc", "DenyJobsInOtherSubnets", "DenyJobsInOtherSecurityGroups"}
+    for deny in denies.values():
+        assert set(deny["Action"]) == {
+            "sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob",
+            "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateModel",
+        }  # fmt: skip
+    assert denies["DenyJobsOutsideAnyVpc"]["Condition"] == {"Null": {"sagemaker:VpcSubnets": "true"}}
+    subnets = denies["DenyJobsInOtherSubnets"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSubnets"]
+    assert len(subnets) == 2 and all("Workload" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
+    groups = denies["DenyJobsInOtherSecurityGroups"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSecurityGroupIds"]
+    assert len(groups) == 1 and "WorkloadSecurityGroup" in groups[0]["Fn::GetStackOutput"]["OutputName"]
+
+
+def test_job_role_reads_data_and_writes_artifacts_but_cannot_change_data(sandbox):
+    t = sandbox.template_json("Foundation")
+    statements = role_statements(t, "JobRole")
+    assert bucket_arn(t, "DataBucket", objects=True) in allowed(statements, "s3:GetObject")
+    assert bucket_arn(t, "DataBucket", objects=True) not in allowed(statements, "s3:PutObject")
+    assert bucket_arn(t, "ModelBucket", objects=True) in allowed(statements, "s3:PutObject")
+    assert bucket_arn(t, "ReportsBucket", objects=True) in allowed(statements, "s3:PutObject")
+    assert bucket_arn(t, "CaptureBucket", objects=True) not in allowed(statements, "s3:GetObject")
+
+
+def test_model_role_writes_capture_and_reads_artifacts_only(sandbox):
+    t = sandbox.template_json("Foundation")
+    statements = role_statements(t, "ModelExecutionRole")
+    assert allowed(statements, "s3:PutObject") == [bucket_arn(t, "CaptureBucket", objects=True)]
+    assert allowed(statements, "s3:GetObject") == [bucket_arn(t, "ModelBucket", objects=True)]
+    assert not allowed(statements, "s3:DeleteObject")
+
+
+def test_roles_using_sagemaker_in_the_vpc_can_manage_only_this_vpcs_interfaces(sandbox):
+    t = sandbox.template_json("Foundation")
+    for role in ["JobRole", "ModelExecutionRole", "StudioUserRole"]:
+        (statement,) = [s for s in role_statements(t, role) if "ec2:CreateNetworkInterface" in as_list(s["Action"])]
+        vpc = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
+        assert "NetworkVpc" in str(vpc)
+
+
+def test_encrypt_actions_are_explicit(sandbox):
+    t = sandbox.template_json("Foundation")
+    kms_actions = {a for s in role_statements(t, "JobRole") for a in as_list(s["Action"]) if a.startswith("kms:")}
+    assert kms_actions == set(ENCRYPT_DECRYPT_ACTIONS) | {"kms:CreateGrant"}

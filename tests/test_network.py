@@ -1,0 +1,217 @@
+"""Network stack: private-only VPC, flow logs, security groups and the VPC endpoints Studio and jobs need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from config import load_config
+from stacks.network_stack import NetworkStack
+from tests.conftest import resources_of
+
+INTERFACE_SERVICES = {
+    "sagemaker.api",
+    "sagemaker.runtime",
+    "studio",
+    "notebook",
+    "sts",
+    "logs",
+    "monitoring",
+    "ecr.api",
+    "ecr.dkr",
+    "kms",
+    "ssm",
+    "events",
+}
+
+
+def service_suffix(service_name) -> str:
+    """``com.amazonaws.<region>.sts`` / ``aws.sagemaker.<region>.studio`` -> ``sts`` / ``studio``."""
+    parts = service_name["Fn::Join"][1]
+    return parts[-1].lstrip(".")
+
+
+def workload_group_id(template_json: dict) -> str:
+    groups = resources_of(template_json, "AWS::EC2::SecurityGroup")
+    return next(k for k, v in groups.items() if v["Properties"]["GroupDescription"].startswith("SageMaker Studio"))
+
+
+def endpoint_group_id(template_json: dict) -> str:
+    groups = resources_of(template_json, "AWS::EC2::SecurityGroup")
+    return next(k for k, v in groups.items() if v["Properties"]["GroupDescription"].startswith("VPC interface endpoints"))
+
+
+def test_vpc_has_private_subnets_only_and_no_internet_route(sandbox):
+    t = sandbox.template_json("Network")
+    subnets = resources_of(t, "AWS::EC2::Subnet")
+    assert len(subnets) == 2
+    for subnet in subnets.values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+        assert {"Key": "aws-cdk:subnet-type", "Value": "Isolated"} in subnet["Properties"]["Tags"]
+    for kind in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::Route"):
+        assert not resources_of(t, kind), f"{kind} must not exist without NAT"
+
+
+def test_flow_logs_go_to_an_encrypted_log_group_with_retention(network, sandbox):
+    t = sandbox.template_json("Network")
+    (key_id,) = resources_of(t, "AWS::KMS::Key")
+    (group_id,) = resources_of(t, "AWS::Logs::LogGroup")
+    network.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]}, "RetentionInDays": 90, "LogGroupName": "/mlp-sandbox/vpc-flow-logs"},
+    )
+    network.has_resource_properties(
+        "AWS::EC2::FlowLog",
+        {"ResourceType": "VPC", "TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs", "LogGroupName": {"Ref": group_id}},
+    )
+
+
+def test_logs_key_lets_only_this_environments_log_groups_use_it(sandbox):
+    (key,) = resources_of(sandbox.template_json("Network"), "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    service = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
+    assert len(service) == 1
+    condition = service[0]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert condition["Fn::Join"][1][-1].endswith("log-group:/mlp-sandbox/*")
+
+
+def test_workload_group_allows_nfs_and_tcp_within_itself_only(sandbox):
+    t = sandbox.template_json("Network")
+    workload = workload_group_id(t)
+    ingress = list(resources_of(t, "AWS::EC2::SecurityGroupIngress").values())
+    own = [r["Properties"] for r in ingress if r["Properties"]["GroupId"] == {"Fn::GetAtt": [workload, "GroupId"]}]
+    assert all(p["SourceSecurityGroupId"] == {"Fn::GetAtt": [workload, "GroupId"]} for p in own)
+    ports = {(p["IpProtocol"], p.get("FromPort"), p.get("ToPort")) for p in own}
+    assert ("tcp", 2049, 2049) in ports
+    assert ("tcp", 0, 65535) in ports
+
+
+def test_no_security_group_admits_the_internet(sandbox):
+    t = sandbox.template_json("Network")
+    for group in resources_of(t, "AWS::EC2::SecurityGroup").values():
+        assert not group["Properties"].get("SecurityGroupIngress"), "ingress is only ever granted group-to-group"
+    for rule in resources_of(t, "AWS::EC2::SecurityGroupIngress").values():
+        assert "CidrIp" not in rule["Properties"] and "CidrIpv6" not in rule["Properties"]
+
+
+def test_endpoint_group_admits_443_from_the_workload_group_only(sandbox):
+    t = sandbox.template_json("Network")
+    endpoint_group, workload = endpoint_group_id(t), workload_group_id(t)
+    rules = [
+        r["Properties"]
+        for r in resources_of(t, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_group, "GroupId"]}
+    ]
+    assert rules == [
+        {
+            "Description": "HTTPS from platform workloads",
+            "FromPort": 443,
+            "ToPort": 443,
+            "IpProtocol": "tcp",
+            "GroupId": {"Fn::GetAtt": [endpoint_group, "GroupId"]},
+            "SourceSecurityGroupId": {"Fn::GetAtt": [workload, "GroupId"]},
+        }
+    ]
+
+
+def test_interface_endpoints_cover_what_vpc_only_studio_needs(sandbox):
+    t = sandbox.template_json("Network")
+    endpoints = resources_of(t, "AWS::EC2::VPCEndpoint").values()
+    interface = [e["Properties"] for e in endpoints if e["Properties"]["VpcEndpointType"] == "Interface"]
+    assert {service_suffix(e["ServiceName"]) for e in interface} == INTERFACE_SERVICES
+    endpoint_group = endpoint_group_id(t)
+    for e in interface:
+        assert e["PrivateDnsEnabled"] is True
+        assert e["SecurityGroupIds"] == [{"Fn::GetAtt": [endpoint_group, "GroupId"]}]
+        assert len(e["SubnetIds"]) == 2
+
+
+def test_s3_gateway_endpoint_serves_the_workload_route_tables(sandbox):
+    t = sandbox.template_json("Network")
+    gateways = [e["Properties"] for e in resources_of(t, "AWS::EC2::VPCEndpoint").values() if e["Properties"]["VpcEndpointType"] == "Gateway"]
+    assert len(gateways) == 1
+    assert service_suffix(gateways[0]["ServiceName"]) == "s3"
+    assert sorted(r["Ref"] for r in gateways[0]["RouteTableIds"]) == sorted(resources_of(t, "AWS::EC2::RouteTable"))
+
+
+def test_studio_endpoint_uses_the_sagemaker_service_namespace(network):
+    network.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {"ServiceName": {"Fn::Join": ["", ["aws.sagemaker.", {"Ref": "AWS::Region"}, ".studio"]]}},
+    )
+
+
+def _network_template(tmp_path: Path, yaml_text: str) -> Template:
+    (tmp_path / "custom.yaml").write_text(yaml_text, encoding="utf-8")
+    config = load_config("custom", config_dir=tmp_path)
+    app = cdk.App()
+    stack = NetworkStack(
+        app,
+        "Network",
+        network=config.network,
+        resource_prefix=config.resource_prefix,
+        env=cdk.Environment(account=config.account, region=config.region),
+    )
+    return Template.from_stack(stack)
+
+
+ACCOUNT = 'account: "123456789012"\nregion: eu-west-1\n'
+
+
+def test_existing_vpc_gets_groups_endpoints_and_flow_logs_but_no_new_vpc(tmp_path):
+    template = _network_template(
+        tmp_path,
+        ACCOUNT
+        + "network:\n  existing_vpc:\n    vpc_id: vpc-0a1b2c3d4e5f60718\n"
+        "    subnet_ids: [subnet-0a1b2c3d4e5f60711, subnet-0a1b2c3d4e5f60722]\n"
+        "    availability_zones: [eu-west-1a, eu-west-1b]\n"
+        "    route_table_ids: [rtb-0a1b2c3d4e5f60733, rtb-0a1b2c3d4e5f60744]\n",
+    )
+    template.resource_count_is("AWS::EC2::VPC", 0)
+    template.resource_count_is("AWS::EC2::Subnet", 0)
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 13)
+    template.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {"VpcId": "vpc-0a1b2c3d4e5f60718", "SubnetIds": ["subnet-0a1b2c3d4e5f60711", "subnet-0a1b2c3d4e5f60722"]},
+    )
+    template.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {"VpcEndpointType": "Gateway", "RouteTableIds": ["rtb-0a1b2c3d4e5f60733", "rtb-0a1b2c3d4e5f60744"]},
+    )
+    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceId": "vpc-0a1b2c3d4e5f60718"})
+
+
+def test_nat_gateways_put_workloads_in_private_subnets_with_egress(tmp_path):
+    template = _network_template(
+        tmp_path, ACCOUNT + "network:\n  new_vpc: {az_count: 2, nat_gateways: 1, availability_zones: [eu-west-1a, eu-west-1b]}\n"
+    )
+    template.resource_count_is("AWS::EC2::NatGateway", 1)
+    template.has_resource_properties(
+        "AWS::EC2::Subnet", {"Tags": Match.array_with([{"Key": "aws-cdk:subnet-type", "Value": "Private"}])}
+    )
+    # Interface endpoints sit in the workload (private) subnets, never in the NAT's public ones.
+    json_ = template.to_json()
+    public = {k for k, v in resources_of(json_, "AWS::EC2::Subnet").items() if v["Properties"]["MapPublicIpOnLaunch"]}
+    assert len(public) == 2
+    for e in resources_of(json_, "AWS::EC2::VPCEndpoint").values():
+        assert not {s["Ref"] for s in e["Properties"].get("SubnetIds", [])} & public
+
+
+def test_named_zones_are_used_without_a_lookup(tmp_path):
+    template = _network_template(
+        tmp_path, ACCOUNT + "network:\n  new_vpc: {az_count: 2, availability_zones: [eu-west-1b, eu-west-1c]}\n"
+    )
+    zones = sorted(s["Properties"]["AvailabilityZone"] for s in resources_of(template.to_json(), "AWS::EC2::Subnet").values())
+    assert zones == ["eu-west-1b", "eu-west-1c"]
+
+
+@pytest.mark.parametrize("days", [30, 365])
+def test_flow_log_retention_follows_config(tmp_path, days):
+    template = _network_template(
+        tmp_path,
+        ACCOUNT + f"network:\n  new_vpc: {{availability_zones: [eu-west-1a, eu-west-1b]}}\n  flow_log_retention_days: {days}\n",
+    )
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": days})
