@@ -123,3 +123,14 @@ def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory) -> dict[str, Synthesized]:
+    """The shipped example environments (account-bound, new and existing VPC), synthesized once."""
+    return {env: synthesize(tmp_path_factory.mktemp(f"cdk.out.{env}"), env) for env in ("dev", "prod")}
+
+
+@pytest.fixture(scope="session")
+def every_synth(sandbox, examples) -> list[Synthesized]:
+    return [sandbox, *examples.values()]

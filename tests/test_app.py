@@ -1,0 +1,188 @@
+"""The app as a whole: stage layout, tags, cdk-nag, cfn-lint, determinism, offline synth and snapshots."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import constructs
+import pytest
+from aws_cdk import aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+from config import load_config
+from stacks.platform_stage import ENVIRONMENT_TAG, PlatformStage
+from tests.conftest import ROOT, AwsCallAttempted, load_json, synthesize
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+# --- layout ---------------------------------------------------------------------------------------------
+
+
+def test_one_stage_per_environment_holds_the_stacks(sandbox, examples):
+    assert isinstance(sandbox.stage, PlatformStage)
+    assert sandbox.stack_ids == ["Network", "Foundation"]
+    assert [s.stack_name for s in sandbox.stage.stacks] == ["MlPlatform-sandbox-Network", "MlPlatform-sandbox-Foundation"]
+    dev = examples["dev"].stage
+    assert {(s.account, s.region) for s in dev.stacks} == {("111111111111", "eu-west-1")}
+
+
+def test_sandbox_is_account_agnostic(sandbox):
+    for stack in sandbox.stage.stacks:
+        assert cdk.Token.is_unresolved(stack.account) and cdk.Token.is_unresolved(stack.region)
+
+
+def test_construct_package_does_not_shadow_the_constructs_library():
+    assert Path(constructs.__file__).parent.parent.name == "site-packages"
+    assert not (ROOT / "constructs").exists()
+
+
+# --- tags -----------------------------------------------------------------------------------------------
+
+
+def taggable(resource_type: str) -> bool:
+    if resource_type.startswith("Custom::") or resource_type == "AWS::CDK::Metadata":
+        return False
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type)
+    return "Tags" in schema.schema.get("properties", {})
+
+
+def tag_map(tags) -> dict:
+    return tags if isinstance(tags, dict) else {t["Key"]: t["Value"] for t in tags}
+
+
+def test_config_tags_are_on_every_taggable_resource(examples):
+    expected = {ENVIRONMENT_TAG: "dev", **load_config("dev").tags}
+    checked = 0
+    for stack_id in examples["dev"].stack_ids:
+        for name, resource in examples["dev"].template_json(stack_id)["Resources"].items():
+            if taggable(resource["Type"]):
+                tags = tag_map(resource["Properties"].get("Tags", []))
+                assert expected.items() <= tags.items(), f"{name} ({resource['Type']}) lacks {expected}"
+                checked += 1
+    assert checked > 30
+
+
+# --- cdk-nag --------------------------------------------------------------------------------------------
+
+
+def test_cdk_nag_finds_nothing_unacknowledged(every_synth):
+    for synth in every_synth:
+        plugins = load_json(synth.outdir / "validation-report.json")["pluginReports"]
+        assert "AwsSolutions" in {p["pluginName"] for p in plugins}
+        for plugin in plugins:  # CDK's own "CloudFormation Validate" joins when it has something to say
+            assert plugin["conclusion"] == "success", plugin["pluginName"]
+            assert plugin["violations"] == [], plugin["pluginName"]
+
+
+def test_each_acknowledgement_is_for_one_finding_on_one_role(sandbox):
+    report = load_json(sandbox.outdir / "validation-report.json")
+    acknowledged = report["pluginReports"][0]["suppressedViolations"]
+    assert acknowledged
+    for finding in acknowledged:
+        assert re.fullmatch(r"AwsSolutions-IAM5\[(Resource|Action)::.+\]", finding["ruleName"]), "granular findings only"
+        assert finding["acknowledgedId"] == f"AwsSolutions::{finding['ruleName']}"
+        assert re.fullmatch(r"MlPlatform-sandbox/Foundation/\w+Role/Resource", finding["acknowledgedAt"])
+        assert len(finding["reason"]) > 60
+        (violating,) = finding["violatingConstructs"]
+        assert violating["constructPath"].startswith(finding["acknowledgedAt"] + "/")
+
+
+def test_cdk_nag_would_stop_synth_on_a_new_finding(tmp_path):
+    """Proves nag is wired the way app.py wires it: an unlogged bucket fails the synth."""
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Bad")
+    s3.Bucket(stack, "Unlogged")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks())
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    rules = {v["ruleName"] for v in load_json(tmp_path / "validation-report.json")["pluginReports"][0]["violations"]}
+    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
+
+
+# --- cfn-lint -------------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing_on_any_template(every_synth):
+    templates = [str(s.template_path(stack_id)) for s in every_synth for stack_id in s.stack_ids]
+    assert len(templates) == 6
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
+    assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr
+
+
+# --- determinism and offline synth ----------------------------------------------------------------------
+
+
+def test_two_synths_are_byte_identical(sandbox, tmp_path):
+    again = synthesize(tmp_path / "again")
+    comparison = filecmp.dircmp(sandbox.outdir, again.outdir)
+
+    def differences(c: filecmp.dircmp) -> list[str]:
+        found = c.left_only + c.right_only + c.funny_files
+        _, mismatch, errors = filecmp.cmpfiles(c.left, c.right, c.common_files, shallow=False)
+        found += mismatch + errors
+        for sub in c.subdirs.values():
+            found += differences(sub)
+        return found
+
+    assert differences(comparison) == []
+    assert len(list(Path(again.outdir).rglob("*.template.json"))) == 2
+
+
+def test_synth_needs_no_context_lookups(every_synth):
+    for synth in every_synth:
+        for manifest in synth.outdir.rglob("manifest.json"):
+            assert "missing" not in load_json(manifest), f"{manifest} asks the CLI to look something up in AWS"
+
+
+def test_no_aws_credentials_are_visible():
+    assert not [v for v in os.environ if v.startswith("AWS_") and ("KEY" in v or "TOKEN" in v or "PROFILE" in v)]
+
+
+def test_any_botocore_request_fails_the_test():
+    import boto3
+
+    client = boto3.client("s3", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with pytest.raises(AwsCallAttempted):
+        client.list_buckets()
+
+
+def test_any_socket_connection_fails_the_test():
+    import socket
+
+    with pytest.raises(AwsCallAttempted):
+        socket.create_connection(("sts.amazonaws.com", 443), timeout=1)
+
+
+# --- snapshots ------------------------------------------------------------------------------------------
+
+
+def normalise(template: dict) -> dict:
+    """Drop what changes without a change of ours: asset hashes and CDK's version metadata."""
+    text = json.dumps(template, indent=1, sort_keys=True)
+    text = re.sub(r"[0-9a-f]{64}", "<asset-hash>", text)
+    data = json.loads(text)
+    data.get("Resources", {}).pop("CDKMetadata", None)
+    data.pop("Conditions", None) if set(data.get("Conditions", {})) == {"CDKMetadataAvailable"} else None
+    return data
+
+
+@pytest.mark.parametrize("stack_id", ["Network", "Foundation"])
+def test_snapshot(sandbox, stack_id):
+    """Any change to a synthesized template must be deliberate: `UPDATE_SNAPSHOTS=1 make test` to accept it."""
+    actual = normalise(sandbox.template_json(stack_id))
+    path = SNAPSHOTS / f"{stack_id}.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
+            pytest.fail(f"no snapshot yet: wrote {path.relative_to(ROOT)}; review and commit it")
+    assert actual == load_json(path), f"{stack_id} changed; review, then UPDATE_SNAPSHOTS=1 make test"
