@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Time the full platform synth against an empty one-stack app, in the same run.
+
+Runs both as fresh processes (what `cdk synth` does), alternating so that machine
+noise hits both alike, and prints medians and their ratio. Goal: full synth at
+most 2.5x the empty-app floor.
+
+    .venv/bin/python benchmarks/synth_time.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 2.5
+
+
+def timed_run(script: Path, outdir: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(script)], cwd=ROOT, env={**env, "CDK_OUTDIR": outdir}, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each app (default: 7; minimum 5)")
+    args = parser.parse_args()
+    runs = max(args.runs, 5)
+    env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("CDK_CONTEXT_JSON", None)
+    apps = {"empty one-stack app": ROOT / "benchmarks" / "empty_app.py", "full platform (sandbox, cdk-nag on)": ROOT / "app.py"}
+    times: dict[str, list[float]] = {name: [] for name in apps}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, script in apps.items():  # warm-up: first runs after install are much slower
+            timed_run(script, f"{tmp}/warm", env)
+        for i in range(runs):
+            for name, script in apps.items():
+                times[name].append(timed_run(script, f"{tmp}/{i}-{len(times[name])}", env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    floor, full = medians.values()
+    width = max(map(len, apps))
+    print(f"synth wall time, median of {runs} runs each (python {sys.version.split()[0]}, {os.cpu_count()} cores):")
+    for name, values in times.items():
+        print(f"  {name:<{width}}  {medians[name]:6.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
+    ratio = full / floor
+    print(f"  ratio full / empty: {ratio:.2f}x  (goal: <= {GOAL}x) -> {'met' if ratio <= GOAL else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
