@@ -82,7 +82,6 @@ class PlatformKey(Construct):
             pending_window=cdk.Duration.days(30),
             removal_policy=removal_policy,
         )
-        # CloudFormation ignores RemovalPolicy on the alias; retain the key is what counts.
         self.key_arn = self.key.key_arn
 
     def grant_decrypt(self, grantee: iam.IGrantable) -> iam.Grant:

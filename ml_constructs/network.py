@@ -75,12 +75,13 @@ class PrivateNetwork(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.vpc = self._vpc(vpc)
-        self.workload_subnet_selection = (
-            ec2.SubnetSelection(subnet_type=self._workload_subnet_type(vpc))
+        selection = (
+            {"subnet_type": self._workload_subnet_type(vpc)}
             if isinstance(vpc, NewVpcSpec)
-            else ec2.SubnetSelection(subnets=self.vpc.private_subnets)
+            else {"subnets": self.vpc.private_subnets}
         )
-        self.workload_subnets = self.vpc.select_subnets(**self.workload_subnet_selection._values)
+        self.workload_subnet_selection = ec2.SubnetSelection(**selection)
+        self.workload_subnets = self.vpc.select_subnets(**selection)
 
         self.workload_security_group = ec2.SecurityGroup(
             self,
@@ -125,11 +126,25 @@ class PrivateNetwork(Construct):
             for name, service in INTERFACE_ENDPOINTS.items()
         }
 
+        stack = cdk.Stack.of(self)
+        delivery_role = iam.Role(
+            self,
+            "FlowLogDeliveryRole",
+            description="Delivers this VPC's flow logs to CloudWatch Logs",
+            assumed_by=iam.ServicePrincipal(
+                "vpc-flow-logs.amazonaws.com",
+                # Confused-deputy guard: only flow logs of this account may use the role.
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": stack.format_arn(service="ec2", resource="vpc-flow-log", resource_name="*")},
+                },
+            ),
+        )
         self.flow_log = ec2.FlowLog(
             self,
             "FlowLog",
             resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group, delivery_role),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 

@@ -73,7 +73,6 @@ class DutyRole(Construct):
             "Resource",
             assumed_by=iam.CompositePrincipal(*principals) if len(principals) > 1 else principals[0],
             description=description,
-            max_session_duration=cdk.Duration.hours(1),
         )
         self.resource_prefix = resource_prefix
         self.role_arn = self.role.role_arn

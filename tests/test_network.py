@@ -215,3 +215,14 @@ def test_flow_log_retention_follows_config(tmp_path, days):
         ACCOUNT + f"network:\n  new_vpc: {{availability_zones: [eu-west-1a, eu-west-1b]}}\n  flow_log_retention_days: {days}\n",
     )
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": days})
+
+
+def test_flow_log_delivery_role_is_guarded_against_confused_deputies(sandbox):
+    t = sandbox.template_json("Network")
+    (role,) = resources_of(t, "AWS::IAM::Role").values()
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Join"][1][-1].endswith(":vpc-flow-log/*")
+    (flow_log,) = resources_of(t, "AWS::EC2::FlowLog").values()
+    assert flow_log["Properties"]["DeliverLogsPermissionArn"]["Fn::GetAtt"][0].startswith("NetworkFlowLogDeliveryRole")
