@@ -20,6 +20,7 @@ SANDBOX = "sandbox"
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 AZ_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 TAG_KEY_PATTERN = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 
 # CloudWatch Logs accepts only these retention periods: days -> aws_logs.RetentionDays member.
@@ -189,6 +190,109 @@ class NetworkConfig(StrictModel):
         return self
 
 
+INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+(-[a-z0-9]+)?\.[a-z0-9]+$")
+# EventBridge Scheduler: cron(minutes hours day-of-month month day-of-week year) or rate(N unit).
+SCHEDULE_PATTERN = re.compile(
+    r"^(cron\((\S+ ){5}\S+\)|rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\))$"
+)
+
+
+def _check_instance_type(value: str) -> str:
+    if not INSTANCE_TYPE_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a SageMaker instance type; allowed: names like 'ml.m5.xlarge'")
+    return value
+
+
+class TuningConfig(StrictModel):
+    """Hyperparameter tuning (Bayesian, objective validation:accuracy) instead of one training job."""
+
+    max_jobs: int = Field(default=10, ge=1, le=500)
+    max_parallel_jobs: int = Field(default=2, ge=1, le=100)
+    early_stopping: bool = True
+
+    @model_validator(mode="after")
+    def _parallel(self) -> TuningConfig:
+        if self.max_parallel_jobs > self.max_jobs:
+            raise KeyedError("max_parallel_jobs", f"{self.max_parallel_jobs} exceeds max_jobs={self.max_jobs}; allowed: at most max_jobs")
+        return self
+
+
+class PipelineConfig(StrictModel):
+    """The model-build pipeline: preprocess, train or tune, evaluate, gate on accuracy, register."""
+
+    target_column: str = Field(default="label", min_length=1, max_length=128)
+    training_mode: Literal["train", "tune"] = "train"
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    accuracy_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    approval_status: Literal["PendingManualApproval", "Approved"] = "PendingManualApproval"
+    processing_instance_type: str = "ml.m5.xlarge"
+    processing_instance_count: int = Field(default=1, ge=1, le=20)
+    training_instance_type: str = "ml.m5.xlarge"
+    inference_instance_types: list[str] = Field(default_factory=lambda: ["ml.m5.large"], min_length=1)
+    transform_instance_types: list[str] = Field(default_factory=lambda: ["ml.m5.large"], min_length=1)
+    max_run_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    max_wait_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    # EventBridge Scheduler expression for retraining; none means no schedule.
+    schedule: str | None = None
+    # Accounts (e.g. staging, production) that may describe the registry's packages and create models from them.
+    registry_shared_with_accounts: list[str] = Field(default_factory=list)
+    # Email addresses subscribed to pipeline success/failure notifications.
+    notification_emails: list[str] = Field(default_factory=list)
+
+    @field_validator("processing_instance_type", "training_instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+    @field_validator("inference_instance_types", "transform_instance_types")
+    @classmethod
+    def _instance_types(cls, value: list[str]) -> list[str]:
+        return [_check_instance_type(v) for v in value]
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None and not SCHEDULE_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an EventBridge Scheduler expression; allowed: 'cron(0 3 ? * MON *)' "
+                "(six fields) or 'rate(7 days)'"
+            )
+        return value
+
+    @field_validator("registry_shared_with_accounts")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not ACCOUNT_PATTERN.match(v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an AWS account id; allowed: 12-digit strings, quoted in YAML")
+        return value
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not EMAIL_PATTERN.match(v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an email address; allowed: addresses like 'ml-team@example.com'")
+        return value
+
+    @field_validator("target_column")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if value.strip() != value or "," in value:
+            raise ValueError(f"{value!r} is not a usable column name; allowed: no commas, no surrounding spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _spot(self) -> PipelineConfig:
+        if self.max_wait_minutes < self.max_run_minutes:
+            raise KeyedError(
+                "max_wait_minutes",
+                f"{self.max_wait_minutes} is shorter than max_run_minutes={self.max_run_minutes}; "
+                "allowed: at least max_run_minutes (spot training waits for capacity within it)",
+            )
+        return self
+
+
 class PlatformConfig(StrictModel):
     """One environment of the platform (``config/environments/<name>.yaml``)."""
 
@@ -198,6 +302,7 @@ class PlatformConfig(StrictModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     # Cost-allocation tags applied to every taggable resource.
     tags: dict[str, str] = Field(default_factory=dict)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     # What CloudFormation does with buckets, keys and log groups when the stack is deleted.
     stateful_resources_on_delete: Literal["retain", "destroy"] = "retain"
 
@@ -243,6 +348,11 @@ class PlatformConfig(StrictModel):
             raise KeyedError(
                 "stateful_resources_on_delete",
                 f"'destroy' in environment {self.name!r}; allowed: 'destroy' only in the sandbox, 'retain' everywhere"
+            )
+        if self.account is not None and self.account in self.pipeline.registry_shared_with_accounts:
+            raise KeyedError(
+                "pipeline.registry_shared_with_accounts",
+                f"lists the environment's own account {self.account}; allowed: other accounts only",
             )
         existing = self.network.existing_vpc
         if existing is not None and self.region is not None:
