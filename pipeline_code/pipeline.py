@@ -161,7 +161,6 @@ def get_pipeline(
     session: PipelineSession,
     pipeline_name: str,
     job_role_arn: str,
-    model_role_arn: str,
     artifact_bucket: str,
     reports_bucket: str,
     volume_kms_key: str,
@@ -314,7 +313,8 @@ def get_pipeline(
         source_dir=code.train_source_tarball,
         framework_version=SKLEARN_VERSION,
         image_uri=image_uri,
-        role=model_role_arn,
+        # Registration carries no role: whoever deploys the package picks the model execution role.
+        role=job_role_arn,
         sagemaker_session=session,
     )
     register = ModelStep(
@@ -377,7 +377,11 @@ def definition_json(pipeline: Pipeline) -> str:
 
 
 def _region_neutral(value: Any) -> Any:
-    """Replace the SDK's copies of the session region (model env, training hyperparameters)."""
+    """Replace the SDK's copies of the session region (model env, training hyperparameters).
+
+    Also drops ``sagemaker_job_name``, which the SDK stamps with the build time in a tuning job's
+    static hyperparameters; SageMaker names the jobs per execution anyway.
+    """
     if isinstance(value, dict):
         return {
             key: (
@@ -386,6 +390,7 @@ def _region_neutral(value: Any) -> Any:
                 else _region_neutral(item)
             )
             for key, item in value.items()
+            if key != "sagemaker_job_name"
         }
     if isinstance(value, list):
         return [_region_neutral(item) for item in value]

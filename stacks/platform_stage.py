@@ -11,6 +11,7 @@ from constructs import Construct
 
 from config.schema import PlatformConfig
 from stacks.foundation_stack import FoundationStack
+from stacks.model_build_stack import ModelBuildStack
 from stacks.network_stack import NetworkStack
 
 ENVIRONMENT_TAG = "ml-platform:environment"
@@ -46,6 +47,17 @@ class PlatformStage(cdk.Stage):
             description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
         )
 
+        self.model_build = ModelBuildStack(
+            self,
+            "ModelBuild",
+            network=self.network.network,
+            foundation=self.foundation,
+            settings=config.pipeline,
+            resource_prefix=prefix,
+            removal_policy=removal,
+            description=f"ML platform {config.name}: model-build pipeline, registry, schedule, notifications",
+        )
+
         tags = cdk.Tags.of(self)
         tags.add(ENVIRONMENT_TAG, config.name)
         for key, value in sorted(config.tags.items()):
@@ -53,4 +65,4 @@ class PlatformStage(cdk.Stage):
 
     @property
     def stacks(self) -> list[cdk.Stack]:
-        return [self.network, self.foundation]
+        return [self.network, self.foundation, self.model_build]

@@ -1,0 +1,51 @@
+"""SNS topic encrypted with its own customer key, for platform notifications."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from ml_constructs.keys import PlatformKey
+
+# What a service needs to publish to a KMS-encrypted topic.
+PUBLISH_KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+class NotificationTopic(Construct):
+    """An SNS topic (TLS only, KMS-encrypted) with optional email subscriptions.
+
+    :param alias: alias of the topic's key, without ``alias/``.
+    :param display_name: shown as the sender of email notifications.
+    :param emails: addresses to subscribe. Default: none.
+    :param removal_policy: for the key. Default: ``RETAIN``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        alias: str,
+        display_name: str,
+        emails: list[str] = (),
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.key = PlatformKey(self, "Key", alias=alias, description=f"Notifications: {display_name}", removal_policy=removal_policy)
+        self.topic = sns.Topic(self, "Resource", display_name=display_name, master_key=self.key.key, enforce_ssl=True)
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.topic_arn = self.topic.topic_arn
+
+    def notify_on(self, rule: events.Rule, *, message: events.RuleTargetInput | None = None) -> None:
+        """Send what ``rule`` matches to this topic (EventBridge gets the key and topic permissions it needs)."""
+        self.key.grant_to_service(
+            "events.amazonaws.com",
+            actions=PUBLISH_KEY_ACTIONS,
+            conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+        )
+        rule.add_target(targets.SnsTopic(self.topic, message=message))

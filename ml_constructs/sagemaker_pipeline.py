@@ -1,0 +1,106 @@
+"""``AWS::SageMaker::Pipeline`` from a definition whose deploy-time values are ``${Placeholders}``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+# Resolved by Fn::Sub itself.
+PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::URLSuffix"}
+# A definition this long would crowd the 1 MB template; bigger ones need an S3 location.
+INLINE_LIMIT_BYTES = 400_000
+PIPELINE_EXECUTION_STATUS = "SageMaker Model Building Pipeline Execution Status Change"
+
+
+class SageMakerPipeline(Construct):
+    """A SageMaker pipeline, its definition embedded through ``Fn::Sub``.
+
+    :param pipeline_name: the pipeline's name (stable: schedules and people refer to it).
+    :param definition: the definition JSON, with ``${Name}`` placeholders for deploy-time values.
+    :param substitutions: a value (usually a token) for every placeholder that is not a pseudo parameter.
+    :param role: the pipeline execution role.
+    :param description: shown in Studio.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        pipeline_name: str,
+        definition: str,
+        substitutions: dict[str, str],
+        role: iam.IRole,
+        description: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        placeholders = set(PLACEHOLDER.findall(definition)) - PSEUDO_PARAMETERS
+        unmapped, unused = sorted(placeholders - set(substitutions)), sorted(set(substitutions) - placeholders)
+        if unmapped or unused:
+            raise ValueError(f"pipeline {pipeline_name}: placeholders without a value {unmapped}, values without a placeholder {unused}")
+        if len(definition.encode()) > INLINE_LIMIT_BYTES:
+            raise ValueError(
+                f"pipeline {pipeline_name}: the definition is {len(definition.encode())} bytes, more than the "
+                f"{INLINE_LIMIT_BYTES} that fit inline in the template"
+            )
+        self.pipeline_name = pipeline_name
+        self.resource = sagemaker.CfnPipeline(
+            self,
+            "Resource",
+            pipeline_name=pipeline_name,
+            pipeline_description=description,
+            role_arn=role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": cdk.Fn.sub(definition, substitutions)},
+        )
+        self.pipeline_arn = cdk.Stack.of(self).format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower())
+
+    def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
+        """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""
+        return events.Rule(
+            self,
+            id_,
+            description=description,
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_EXECUTION_STATUS],
+                detail={"pipelineArn": [self.pipeline_arn], "currentPipelineExecutionStatus": statuses},
+            ),
+        )
+
+
+def framework_image_uri(scope: Construct, *, framework: str, version: str, image_scope: str = "inference") -> str:
+    """Region-neutral image URI of a SageMaker framework container.
+
+    The registry account differs per region; the SageMaker SDK's bundled table becomes a
+    CloudFormation mapping, so the same template works in every region it lists.
+    """
+    registries, repository, tag = _framework_image(framework, version, image_scope)
+    stack = cdk.Stack.of(scope)
+    mapping_id = f"{framework.title()}ImageRegistries"
+    mapping = stack.node.try_find_child(mapping_id) or cdk.CfnMapping(
+        stack, mapping_id, mapping={region: {"account": account} for region, account in sorted(registries.items())}
+    )
+    if not cdk.Token.is_unresolved(stack.region) and stack.region not in registries:
+        raise ValueError(f"no {framework} {version} image in region {stack.region}; available in: {', '.join(sorted(registries))}")
+    account = mapping.find_in_map(stack.region, "account")
+    return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{repository}:{tag}"
+
+
+def _framework_image(framework: str, version: str, image_scope: str) -> tuple[dict[str, str], str, str]:
+    # Read the SDK's table from its file: importing the SDK here would cost a second of synth.
+    spec = importlib.util.find_spec("sagemaker")
+    assert spec is not None and spec.submodule_search_locations, "the SageMaker Python SDK is not installed"
+    table = json.loads((Path(spec.submodule_search_locations[0]) / "image_uri_config" / f"{framework}.json").read_text())
+    entry = table[image_scope]["versions"][version]
+    processor = "cpu"
+    py_version = entry["py_versions"][0]
+    return entry["registries"], entry["repository"], f"{version}-{processor}-{py_version}"

@@ -1,0 +1,348 @@
+"""The model-build pipeline definition: structure, SageMaker API shapes, settings, determinism, offline build."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from config.schema import PipelineConfig, TuningConfig
+from stacks.model_build_stack import build_definition
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "pipeline-definition.json"
+PIPELINE = "mlp-sandbox-model-build"
+GROUP = "mlp-sandbox-models"
+STEP_OPERATIONS = {
+    "Processing": "CreateProcessingJob",
+    "Training": "CreateTrainingJob",
+    "Tuning": "CreateHyperParameterTuningJob",
+    "RegisterModel": "CreateModelPackage",
+}
+# Names SageMaker Pipelines generates per execution (the SDK drops them from the definition).
+GENERATED_NAMES = {"ProcessingJobName", "TrainingJobName", "HyperParameterTuningJobName"}
+
+
+def build(**settings) -> str:
+    return build_definition(
+        pipeline_name=PIPELINE, model_package_group_name=GROUP, settings=PipelineConfig(**settings), subnet_count=2
+    )
+
+
+@pytest.fixture(scope="module")
+def train_definition() -> dict:
+    return json.loads(build())
+
+
+@pytest.fixture(scope="module")
+def tune_definition() -> dict:
+    return json.loads(build(training_mode="tune", tuning=TuningConfig(max_jobs=12, max_parallel_jobs=3)))
+
+
+def all_steps(steps: list[dict]) -> dict[str, dict]:
+    found = {}
+    for step in steps:
+        found[step["Name"]] = step
+        if step["Type"] == "Condition":
+            found.update(all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]))
+    return found
+
+
+def expressions(value, kind: str) -> list:
+    """Every ``{"Get": ...}`` / ``{"Std:JsonGet": ...}`` expression inside ``value``."""
+    if isinstance(value, dict):
+        return ([value[kind]] if kind in value else []) + [e for v in value.values() for e in expressions(v, kind)]
+    if isinstance(value, list):
+        return [e for v in value for e in expressions(v, kind)]
+    return []
+
+
+def step_graph(definition: dict) -> dict[str, set[str]]:
+    """Step -> steps it reads from (property references, JsonGet, DependsOn)."""
+    steps = all_steps(definition["Steps"])
+    graph = {}
+    for name, step in steps.items():
+        # A condition's branches are its children, not its inputs: only its conditions are read.
+        inputs = step["Arguments"]["Conditions"] if step["Type"] == "Condition" else step
+        refs = {g.split(".")[1] for g in expressions(inputs, "Get") if g.startswith("Steps.")}
+        refs |= set(step.get("DependsOn", []))
+        graph[name] = refs - {name}
+    return graph
+
+
+@pytest.mark.parametrize("fixture", ["train_definition", "tune_definition"])
+def test_steps_and_their_order(request, fixture):
+    definition = request.getfixturevalue(fixture)
+    train = "TrainModel" if fixture == "train_definition" else "TuneModel"
+    assert [s["Name"] for s in definition["Steps"]] == ["PreprocessData", train, "EvaluateModel", "CheckAccuracy"]
+    condition = definition["Steps"][3]["Arguments"]
+    assert [s["Name"] for s in condition["IfSteps"]] == ["RegisterModel"]
+    assert [s["Name"] for s in condition["ElseSteps"]] == ["FailOnLowAccuracy"]
+    graph = step_graph(definition)
+    assert graph[train] == {"PreprocessData"}
+    assert graph["EvaluateModel"] == {"PreprocessData", train}
+    assert graph["CheckAccuracy"] == {"EvaluateModel"}
+
+
+@pytest.mark.parametrize("fixture", ["train_definition", "tune_definition"])
+def test_every_reference_resolves_and_there_are_no_cycles(request, fixture):
+    definition = request.getfixturevalue(fixture)
+    steps = all_steps(definition["Steps"])
+    parameters = {p["Name"] for p in definition["Parameters"]}
+    for name, step in steps.items():
+        for get in expressions(step, "Get"):
+            root, ref, *_ = get.split(".")
+            if root == "Steps":
+                assert ref in steps, f"{name} reads unknown step {ref}"
+            elif root == "Parameters":
+                assert ref in parameters, f"{name} reads unknown parameter {ref}"
+            else:
+                assert root == "Execution", get
+        for json_get in expressions(step, "Std:JsonGet"):
+            _, source, kind, file = json_get["PropertyFile"]["Get"].split(".")
+            assert kind == "PropertyFiles"
+            assert file in {f["PropertyFileName"] for f in steps[source].get("PropertyFiles", [])}
+    graph = step_graph(definition)
+    visiting, done = set(), set()
+
+    def visit(node: str) -> None:
+        assert node not in visiting, f"cycle through {node}"
+        if node in done:
+            return
+        visiting.add(node)
+        for parent in graph[node]:
+            visit(parent)
+        visiting.discard(node)
+        done.add(node)
+
+    for node in graph:
+        visit(node)
+
+
+def test_parameters_and_their_defaults(train_definition):
+    parameters = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in train_definition["Parameters"]}
+    assert parameters == {
+        "InputDataUrl": ("String", "s3://${DataBucket}/input/"),
+        "TargetColumn": ("String", "label"),
+        "ProcessingInstanceType": ("String", "ml.m5.xlarge"),
+        "ProcessingInstanceCount": ("Integer", 1),
+        "TrainingInstanceType": ("String", "ml.m5.xlarge"),
+        "AccuracyThreshold": ("Float", 0.7),
+        "ModelApprovalStatus": ("String", "PendingManualApproval"),
+    }
+
+
+def _dummy_for(shape):
+    return {"string": "x", "integer": 1, "long": 1, "float": 1.0, "double": 1.0, "boolean": True, "timestamp": 0}.get(
+        shape.type_name, "x"
+    )
+
+
+def _concrete(value, shape):
+    """Replace pipeline expressions by values of the type the API shape expects."""
+    if isinstance(value, dict) and set(value) & {"Get", "Std:Join", "Std:JsonGet"}:
+        return _dummy_for(shape)
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return {k: _concrete(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_concrete(v, shape.member) for v in value]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {k: _concrete(v, shape.value) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("fixture", ["train_definition", "tune_definition"])
+def test_every_step_matches_the_sagemaker_api(request, fixture):
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    checked = 0
+    for name, step in all_steps(request.getfixturevalue(fixture)["Steps"]).items():
+        operation = STEP_OPERATIONS.get(step["Type"])
+        if operation is None:
+            continue
+        shape = model.operation_model(operation).input_shape
+        report = ParamValidator().validate(_concrete(step["Arguments"], shape), shape)
+        problems = [
+            line for line in report.generate_report().splitlines()
+            if line and not any(f'"{generated}"' in line for generated in GENERATED_NAMES) and "Parameter validation failed" not in line
+        ]  # fmt: skip
+        assert problems == [], f"{name} ({operation}): {problems}"
+        checked += 1
+    assert checked == 4
+
+
+def test_jobs_run_in_the_vpc_with_kms_and_encrypted_traffic(train_definition):
+    steps = all_steps(train_definition["Steps"])
+    vpc = {"Subnets": ["${SubnetId0}", "${SubnetId1}"], "SecurityGroupIds": ["${SecurityGroupId}"]}
+    for name in ("PreprocessData", "EvaluateModel"):
+        args = steps[name]["Arguments"]
+        assert args["NetworkConfig"] == {"VpcConfig": vpc, "EnableInterContainerTrafficEncryption": True, "EnableNetworkIsolation": False}
+        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${VolumeKmsKeyArn}"
+        assert args["ProcessingOutputConfig"]["KmsKeyId"] == "${OutputKmsKeyArn}"
+        assert args["RoleArn"] == "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleName}"
+    train = steps["TrainModel"]["Arguments"]
+    assert train["VpcConfig"] == vpc
+    assert train["EnableInterContainerTrafficEncryption"] is True
+    assert train["ResourceConfig"]["VolumeKmsKeyId"] == "${VolumeKmsKeyArn}"
+    assert train["OutputDataConfig"]["KmsKeyId"] == "${OutputKmsKeyArn}"
+
+
+def test_processing_scripts_run_under_their_asset_names(train_definition):
+    steps = all_steps(train_definition["Steps"])
+    for name, key in (("PreprocessData", "PreprocessScriptKey"), ("EvaluateModel", "EvaluateScriptKey")):
+        args = steps[name]["Arguments"]
+        assert args["AppSpecification"] == {
+            "ImageUri": "${SklearnImageUri}",
+            "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/${{{key}}}"],
+            "ContainerArguments": ["--target-column", {"Get": "Parameters.TargetColumn"}],
+        }
+        code = next(i for i in args["ProcessingInputs"] if i["InputName"] == "code")
+        assert code["S3Input"]["S3Uri"] == f"s3://${{CodeBucket}}/${{{key}}}"
+
+
+def test_training_is_managed_spot_with_checkpoints_and_metrics(train_definition):
+    train = all_steps(train_definition["Steps"])["TrainModel"]["Arguments"]
+    assert train["EnableManagedSpotTraining"] is True
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert train["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"][-1] == "checkpoints"
+    assert {"Get": "Execution.PipelineExecutionId"} in train["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
+    assert train["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": "train:accuracy", "Regex": r"Train Accuracy: ([0-9\.]+)"},
+        {"Name": "validation:accuracy", "Regex": r"Validation Accuracy: ([0-9\.]+)"},
+    ]
+    hyper = train["HyperParameters"]
+    assert {k: hyper[k] for k in ("n-estimators", "max-depth", "min-samples-split", "min-samples-leaf")} == {
+        "n-estimators": "200", "max-depth": "15", "min-samples-split": "4", "min-samples-leaf": "1",
+    }  # fmt: skip
+    assert hyper["sagemaker_submit_directory"] == '"s3://${CodeBucket}/${TrainSourceKey}"'
+    assert hyper["sagemaker_region"] == '"${AWS::Region}"'
+    assert set(train["InputDataConfig"][i]["ChannelName"] for i in range(3)) == {"train", "validation", "preprocessor"}
+
+
+def test_tuning_is_bayesian_on_validation_accuracy_with_integer_ranges(tune_definition):
+    tune = all_steps(tune_definition["Steps"])["TuneModel"]["Arguments"]
+    config = tune["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "validation:accuracy"}
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 12, "MaxParallelTrainingJobs": 3}
+    assert config["TrainingJobEarlyStoppingType"] == "Auto"
+    ranges = {r["Name"]: (r["MinValue"], r["MaxValue"]) for r in config["ParameterRanges"]["IntegerParameterRanges"]}
+    assert set(ranges) == {"n-estimators", "max-depth", "min-samples-split", "min-samples-leaf"}
+    assert not config["ParameterRanges"]["ContinuousParameterRanges"]
+    definition = tune["TrainingJobDefinition"]
+    assert definition["EnableManagedSpotTraining"] is True and definition["VpcConfig"]["Subnets"] == ["${SubnetId0}", "${SubnetId1}"]
+    evaluate = all_steps(tune_definition["Steps"])["EvaluateModel"]["Arguments"]
+    model_input = next(i for i in evaluate["ProcessingInputs"] if i["InputName"] == "input-1")
+    assert "TuneModel" in json.dumps(model_input)
+
+
+def test_tuning_early_stopping_can_be_switched_off():
+    tune = json.loads(build(training_mode="tune", tuning=TuningConfig(early_stopping=False)))
+    assert all_steps(tune["Steps"])["TuneModel"]["Arguments"]["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Off"
+
+
+def test_accuracy_gate_reads_the_evaluation_report(train_definition):
+    steps = all_steps(train_definition["Steps"])
+    assert steps["EvaluateModel"]["PropertyFiles"] == [
+        {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+    ]
+    (condition,) = steps["CheckAccuracy"]["Arguments"]["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "metrics.accuracy.value"
+    assert condition["RightValue"] == {"Get": "Parameters.AccuracyThreshold"}
+    assert steps["FailOnLowAccuracy"]["Type"] == "Fail"
+    assert "below the threshold" in json.dumps(steps["FailOnLowAccuracy"]["Arguments"]["ErrorMessage"])
+
+
+def test_registration_carries_metrics_baseline_and_serving_settings(train_definition):
+    register = all_steps(train_definition["Steps"])["RegisterModel"]["Arguments"]
+    assert register["ModelPackageGroupName"] == GROUP
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    spec = register["InferenceSpecification"]
+    assert spec["SupportedContentTypes"] == spec["SupportedResponseMIMETypes"] == ["text/csv", "application/json"]
+    assert spec["SupportedRealtimeInferenceInstanceTypes"] == ["ml.m5.large"]
+    assert spec["SupportedTransformInstanceTypes"] == ["ml.m5.large"]
+    (container,) = spec["Containers"]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_REGION"] == "${AWS::Region}"
+    assert container["ModelDataUrl"] == {"Get": "Steps.TrainModel.ModelArtifacts.S3ModelArtifacts"}
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
+    baseline = register["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
+    assert baseline["S3Uri"]["Std:Join"]["Values"][-2:] == ["baseline", "baseline.json"]
+
+
+def test_steps_cache_and_retry_transient_failures(train_definition):
+    steps = all_steps(train_definition["Steps"])
+    for name in ("PreprocessData", "TrainModel", "EvaluateModel"):
+        assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+        kinds = {e for policy in steps[name]["RetryPolicies"] for e in policy.get("ExceptionType", [])}
+        assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT"} <= kinds
+    assert steps["RegisterModel"]["RetryPolicies"][0]["ExceptionType"] == ["Step.THROTTLING", "Step.SERVICE_FAULT"]
+
+
+def test_config_reaches_the_definition():
+    definition = json.loads(
+        build(target_column="churned", accuracy_threshold=0.9, training_instance_type="ml.c5.2xlarge", max_run_minutes=30, max_wait_minutes=45)
+    )
+    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert parameters["TargetColumn"] == "churned"
+    assert parameters["AccuracyThreshold"] == 0.9
+    assert parameters["TrainingInstanceType"] == "ml.c5.2xlarge"
+    train = all_steps(definition["Steps"])["TrainModel"]["Arguments"]
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 1800, "MaxWaitTimeInSeconds": 2700}
+
+
+def test_only_known_placeholders_and_no_build_region(train_definition, tune_definition):
+    for definition in (train_definition, tune_definition):
+        text = json.dumps(definition)
+        assert "us-east-1" not in text
+        assert set(re.findall(r"\$\{([^}]+)\}", text)) == {
+            "AWS::AccountId", "AWS::Partition", "AWS::Region", "ArtifactBucket", "ReportsBucket", "DataBucket",
+            "JobRoleName", "VolumeKmsKeyArn", "OutputKmsKeyArn", "SubnetId0", "SubnetId1",
+            "SecurityGroupId", "CodeBucket", "PreprocessScriptKey", "EvaluateScriptKey", "TrainSourceKey", "SklearnImageUri",
+        }  # fmt: skip
+
+
+def test_job_arguments_fit_sagemaker_limits(train_definition):
+    for step in all_steps(train_definition["Steps"]).values():
+        for argument in step["Arguments"].get("AppSpecification", {}).get("ContainerArguments", []):
+            assert len(json.dumps(argument)) <= 256
+        for value in step["Arguments"].get("HyperParameters", {}).values():
+            assert len(value) <= 2500
+
+
+def test_two_builds_are_byte_identical():
+    assert build() == build()
+    assert build(training_mode="tune") == build(training_mode="tune")
+
+
+def test_building_makes_no_network_attempt(monkeypatch):
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def record(sock, address):
+        attempts.append(address)
+        return real_connect(sock, address)
+
+    import botocore.endpoint
+
+    monkeypatch.setattr(socket.socket, "connect", record)
+    monkeypatch.setattr(botocore.endpoint.Endpoint, "make_request", lambda *a, **k: attempts.append(a))
+    build(training_mode="tune")
+    assert attempts == []
+
+
+def test_definition_snapshot(train_definition):
+    """A change to the definition must be deliberate: UPDATE_SNAPSHOTS=1 make test to accept it."""
+    text = json.dumps(train_definition, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(text, encoding="utf-8")
+        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
+            pytest.fail(f"no snapshot yet: wrote {SNAPSHOT.name}; review and commit it")
+    assert text == SNAPSHOT.read_text(encoding="utf-8")
