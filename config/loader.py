@@ -126,6 +126,12 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{path}: unknown key (value {value!r}); allowed keys here: {allowed}"
     if kind == "missing":
         return f"{path}: required key is missing"
+    bounds = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(error["ctx"].values()))
+        return f"{path}: got {value!r}; allowed: a number {bounds[kind]} {limit}"
+    if kind in ("too_short", "too_long"):
+        return f"{path}: got {len(value)} items; {error['msg'].lower()}"
     if kind == "literal_error":
         return f"{path}: got {value!r}; allowed: {error['ctx']['expected']}"
     if kind == "value_error":

@@ -27,8 +27,8 @@ def acknowledge_wildcards(
 ) -> None:
     """Acknowledge the IAM5 findings for ``resources``/``actions`` on ``grantee``'s policy."""
     principal = grantee.grant_principal
-    if not isinstance(principal, Construct):
-        return  # a principal outside this app (imported ARN) carries no findings here
+    if not Construct.is_construct(principal):
+        return  # e.g. a service or account principal: no policy of ours to annotate
     stack = cdk.Stack.of(principal)
     findings = [f"Resource::{_render(stack.resolve(r))}" for r in resources if "*" in _render(stack.resolve(r))]
     findings += [f"Action::{a}" for a in actions if "*" in a]

@@ -11,9 +11,6 @@ from constructs import Construct
 
 from ml_constructs.keys import PlatformKey
 
-# What a service needs to publish to a KMS-encrypted topic.
-PUBLISH_KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
-
 
 class NotificationTopic(Construct):
     """An SNS topic (TLS only, KMS-encrypted) with optional email subscriptions.
@@ -42,10 +39,8 @@ class NotificationTopic(Construct):
         self.topic_arn = self.topic.topic_arn
 
     def notify_on(self, rule: events.Rule, *, message: events.RuleTargetInput | None = None) -> None:
-        """Send what ``rule`` matches to this topic (EventBridge gets the key and topic permissions it needs)."""
-        self.key.grant_to_service(
-            "events.amazonaws.com",
-            actions=PUBLISH_KEY_ACTIONS,
-            conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
-        )
+        """Send what ``rule`` matches to this topic.
+
+        The SNS target adds the topic-policy and key-policy statements EventBridge needs.
+        """
         rule.add_target(targets.SnsTopic(self.topic, message=message))

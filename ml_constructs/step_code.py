@@ -59,6 +59,13 @@ class StepCode(Construct):
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` (the role SageMaker jobs and models run with) download exactly these objects."""
+        # Processing inputs are S3 prefixes: SageMaker lists them before downloading.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:ListBucket"],
+            resource_arns=[self.source_tarball.bucket.bucket_arn],
+            conditions={"StringEquals": {"s3:prefix": [asset.s3_object_key for asset in self.assets]}},
+        )
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:GetObject"],

@@ -51,10 +51,12 @@ class ModelBuildStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         pipeline_name = f"{resource_prefix}-model-build"
-        # Imported here, so the grants below become policies of this stack, not of the foundation's roles.
-        job_role = iam.Role.from_role_arn(self, "JobRole", foundation.job_role.role_arn)
-        model_role = iam.Role.from_role_arn(self, "ModelRole", foundation.model_role.role_arn)
-        pipeline_role = iam.Role.from_role_arn(self, "PipelineRole", foundation.pipeline_role.role_arn)
+        # Imported (by name, which needs no ARN parsing in the template) so the grants below become
+        # policies of this stack: the foundation stack must not depend on this one.
+        job_role, model_role, pipeline_role = (
+            iam.Role.from_role_name(self, id_, role.role.role_name)
+            for id_, role in (("JobRole", foundation.job_role), ("ModelRole", foundation.model_role), ("PipelineRole", foundation.pipeline_role))
+        )
 
         self.code = StepCode(
             self,

@@ -255,3 +255,34 @@ def test_synth_stops_with_one_clear_message_and_writes_nothing(tmp_path):
     assert "Traceback" not in result.stderr
     assert not list(outdir.rglob("*.template.json")), "no template is written from a bad config"
     assert DEFAULT_CONFIG_DIR.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "allowed"),
+    [
+        ("pipeline: {schedule: 'every monday'}\n", "pipeline.schedule", "'cron(0 3 ? * MON *)'"),
+        ("pipeline: {schedule: 'cron(0 3 * * MON)'}\n", "pipeline.schedule", "six fields"),
+        ("pipeline: {training_instance_type: m5.xlarge}\n", "pipeline.training_instance_type", "'ml.m5.xlarge'"),
+        ("pipeline: {inference_instance_types: [ml.m5.large, large]}\n", "pipeline.inference_instance_types", "'ml.m5.xlarge'"),
+        ("pipeline: {max_run_minutes: 90, max_wait_minutes: 60}\n", "pipeline.max_wait_minutes", "at least max_run_minutes"),
+        ("pipeline: {tuning: {max_jobs: 2, max_parallel_jobs: 4}}\n", "pipeline.tuning.max_parallel_jobs", "at most max_jobs"),
+        ("pipeline: {notification_emails: [ml-team]}\n", "pipeline.notification_emails", "addresses like"),
+        ("pipeline: {registry_shared_with_accounts: ['123456789012']}\n", "pipeline.registry_shared_with_accounts", "other accounts only"),
+        ("pipeline: {registry_shared_with_accounts: ['1234']}\n", "pipeline.registry_shared_with_accounts", "12-digit"),
+        ("pipeline: {training_mode: automl}\n", "pipeline.training_mode", "'train' or 'tune'"),
+        ("pipeline: {accuracy_threshold: 1.5}\n", "pipeline.accuracy_threshold", "got 1.5; allowed: a number <= 1"),
+        ("network: {new_vpc: {az_count: 0}}\n", "network.new_vpc.az_count", "got 0; allowed: a number >= 1"),
+        ("pipeline: {target_column: 'a,b'}\n", "pipeline.target_column", "no commas"),
+    ],
+)
+def test_bad_pipeline_settings(tmp_path, text, key, allowed):
+    message = error_for(tmp_path, VALID + text)
+    assert f"  - {key}:" in message
+    assert allowed in message
+
+
+def test_pipeline_defaults_match_the_reference_settings():
+    pipeline = load_config().pipeline
+    assert pipeline.training_mode == "train" and pipeline.schedule is None
+    assert (pipeline.accuracy_threshold, pipeline.max_run_minutes, pipeline.max_wait_minutes) == (0.7, 60, 120)
+    assert (pipeline.tuning.max_jobs, pipeline.tuning.max_parallel_jobs, pipeline.tuning.early_stopping) == (10, 2, True)

@@ -175,7 +175,7 @@ def test_every_stateful_resource_is_retained(sandbox):
                 assert resource.get("DeletionPolicy") == "Retain", name
                 assert resource.get("UpdateReplacePolicy") == "Retain", name
                 found += 1
-    assert found == 5 + 4 + 1  # buckets, keys, the flow-log group
+    assert found == 5 + 5 + 1 + 1  # buckets; data, models, studio, logs, notification keys; flow-log group; registry
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,166 @@
+"""Model-build stack: registry, step-code assets, the embedded pipeline, schedule and notifications."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ml_constructs.step_code import deterministic_tarball
+from tests.conftest import load_json, resources_of
+
+STEPS = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
+
+
+def arn_tail(value) -> str:
+    """The literal end of an ARN, whether CDK rendered it as a string or as an Fn::Join."""
+    return value if isinstance(value, str) else value["Fn::Join"][1][-1]
+
+
+def only(template_json: dict, resource_type: str) -> dict:
+    (resource,) = resources_of(template_json, resource_type).values()
+    return resource
+
+
+def test_model_package_group_is_retained_and_private_in_the_sandbox(sandbox):
+    group = only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::ModelPackageGroup")
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
+    assert group["Properties"]["ModelPackageGroupName"] == "mlp-sandbox-models"
+    assert "ModelPackageGroupPolicy" not in group["Properties"]
+
+
+def test_registry_is_shared_with_the_configured_accounts(examples):
+    group = only(examples["dev"].template_json("ModelBuild"), "AWS::SageMaker::ModelPackageGroup")
+    statements = {s["Sid"]: s for s in group["Properties"]["ModelPackageGroupPolicy"]["Statement"]}
+    principal = {"AWS": [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::222222222222:root"]]}]}
+    group_statement, package_statement = statements["SharedAccountsDescribeGroup"], statements["SharedAccountsUsePackages"]
+    assert group_statement["Principal"] == package_statement["Principal"] == principal
+    assert group_statement["Action"] == ["sagemaker:DescribeModelPackageGroup"]
+    assert set(package_statement["Action"]) == {"sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"}
+    assert package_statement["Resource"].endswith(":111111111111:model-package/mlp-dev-models/*")
+    assert group_statement["Resource"].endswith(":111111111111:model-package-group/mlp-dev-models")
+
+
+def test_step_code_ships_as_content_hashed_assets(sandbox):
+    stack = sandbox.stage.model_build
+    manifest = load_json(Path(sandbox.template_path("ModelBuild")).with_name(f"{stack.artifact_id}.assets.json"))
+    packaging = sorted(Path(f["source"]["path"]).suffixes[-1] for f in manifest["files"].values() if "template" not in f["source"]["path"])
+    assert packaging == [".gz", ".py", ".py"]
+    for asset in manifest["files"].values():
+        for destination in asset["destinations"].values():
+            assert re.fullmatch(r"[0-9a-f]{64}\.(py|gz|json)", destination["objectKey"])
+
+
+def test_training_source_tarball_is_deterministic_and_holds_the_serving_code():
+    files = [STEPS / "train.py", STEPS / "inference.py"]
+    first, second = deterministic_tarball(files), deterministic_tarball(list(reversed(files)))
+    assert first == second
+    with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["inference.py", "train.py"]
+        assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
+        assert tar.extractfile("train.py").read() == (STEPS / "train.py").read_bytes()
+    assert first[4:8] == b"\0\0\0\0", "gzip header carries no timestamp"
+
+
+def sub_of(pipeline: dict) -> tuple[str, dict]:
+    body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    return body, variables
+
+
+def test_pipeline_definition_is_embedded_with_every_placeholder_mapped(sandbox):
+    pipeline = only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::Pipeline")
+    body, variables = sub_of(pipeline)
+    placeholders = set(re.findall(r"\$\{([^}]+)\}", body)) - {"AWS::AccountId", "AWS::Partition", "AWS::Region"}
+    assert placeholders == set(variables)
+    assert json.loads(body)["Steps"][0]["Name"] == "PreprocessData"
+    assert pipeline["Properties"]["PipelineName"] == "mlp-sandbox-model-build"
+    # Deploy-time values are tokens from the other stacks; only the content-hashed asset keys are literals.
+    literals = {name for name, value in variables.items() if isinstance(value, str)}
+    assert literals == {"PreprocessScriptKey", "EvaluateScriptKey", "TrainSourceKey"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}\.(py|gz)", variables[name]) for name in literals)
+    assert variables["CodeBucket"] == {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"}
+
+
+
+def test_pipeline_runs_with_the_foundations_pipeline_role(sandbox):
+    pipeline = only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::Pipeline")
+    assert "PipelineExecutionRole" in json.dumps(pipeline["Properties"]["RoleArn"])
+
+
+def test_image_uri_comes_from_a_per_region_mapping(sandbox):
+    t = sandbox.template_json("ModelBuild")
+    (mapping,) = t["Mappings"].values()
+    assert mapping["eu-west-1"] == {"account": "141502667606"}
+    assert mapping["us-east-1"] == {"account": "683313688378"}
+    _, variables = sub_of(only(t, "AWS::SageMaker::Pipeline"))
+    uri = json.dumps(variables["SklearnImageUri"])
+    assert "Fn::FindInMap" in uri and "sagemaker-scikit-learn:1.2-1-cpu-py3" in uri
+
+
+def test_no_schedule_unless_configured(sandbox, examples):
+    assert not resources_of(sandbox.template_json("ModelBuild"), "AWS::Scheduler::Schedule")
+    schedule = only(examples["dev"].template_json("ModelBuild"), "AWS::Scheduler::Schedule")["Properties"]
+    assert schedule["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    target = schedule["Target"]
+    assert arn_tail(target["Arn"]).endswith(":pipeline/mlp-dev-model-build")
+    assert "SchedulerRole" in json.dumps(target["RoleArn"])
+    assert target["SageMakerPipelineParameters"] == {"PipelineParameterList": []}
+
+
+def test_execution_outcomes_go_to_an_encrypted_topic(examples):
+    t = examples["dev"].template_json("ModelBuild")
+    topic = only(t, "AWS::SNS::Topic")["Properties"]
+    key_id = next(iter(resources_of(t, "AWS::KMS::Key")))
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    rule = only(t, "AWS::Events::Rule")["Properties"]
+    assert rule["EventPattern"]["detail-type"] == ["SageMaker Model Building Pipeline Execution Status Change"]
+    assert rule["EventPattern"]["detail"]["currentPipelineExecutionStatus"] == ["Failed", "Succeeded"]
+    assert arn_tail(rule["EventPattern"]["detail"]["pipelineArn"][0]).endswith(":pipeline/mlp-dev-model-build")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": next(iter(resources_of(t, "AWS::SNS::Topic")))}
+    key_policy = only(t, "AWS::KMS::Key")["Properties"]["KeyPolicy"]["Statement"]
+    events = [s for s in key_policy if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert len(events) == 1 and set(events[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    subscription = only(t, "AWS::SNS::Subscription")["Properties"]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ml-platform@example.com")
+    policy = only(t, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy)
+
+
+def policies_for(template_json: dict, role_fragment: str) -> list[dict]:
+    return [
+        s
+        for p in resources_of(template_json, "AWS::IAM::Policy").values()
+        if role_fragment in json.dumps(p["Properties"]["Roles"])
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.mark.parametrize("role", ["JobRole", "ModelExecutionRole"])
+def test_job_and_model_roles_read_exactly_the_step_code(sandbox, role):
+    statements = policies_for(sandbox.template_json("ModelBuild"), role)
+    gets = [s for s in statements if s["Action"] == "s3:GetObject"]
+    (get,) = gets
+    keys = sorted(r["Fn::Join"][1][-1] for r in get["Resource"])
+    assert len(keys) == 3 and all(re.fullmatch(r"/[0-9a-f]{64}\.(py|gz)", k) for k in keys)
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert len(listing["Condition"]["StringEquals"]["s3:prefix"]) == 3
+
+
+def test_pipeline_role_may_register_in_its_group_only(sandbox):
+    statements = policies_for(sandbox.template_json("ModelBuild"), "PipelineExecutionRole")
+    (register,) = [s for s in statements if "sagemaker:CreateModelPackage" in s["Action"]]
+    resources = [r["Fn::Join"][1][-1] for r in register["Resource"]]
+    assert resources == [":model-package-group/mlp-sandbox-models", ":model-package/mlp-sandbox-models/*"]
+
+
+def test_training_mode_from_config_reaches_the_deployed_definition(examples):
+    body, _ = sub_of(only(examples["prod"].template_json("ModelBuild"), "AWS::SageMaker::Pipeline"))
+    steps = [s["Name"] for s in json.loads(body)["Steps"]]
+    assert steps == ["PreprocessData", "TuneModel", "EvaluateModel", "CheckAccuracy"]
