@@ -1,7 +1,8 @@
 # One entry point for newcomers, CI and the delivery pipeline.
 #   make synth [ENV=name]   set up, then synthesize the platform into cdk.out/ (no AWS account needed)
 #   make test               set up, then run the test suite
-#   make bench              set up, then time synthesis against an empty app
+#   make local-run [DATA=file.csv TARGET=column]   run the pipeline's real step scripts locally (no AWS, no Docker)
+#   make bench              set up, then run the benchmarks (synth time, preprocessing throughput)
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,7 +18,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth test bench diff deploy lock clean
+.PHONY: setup setup-dev synth test local-run bench diff deploy lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -30,7 +31,7 @@ $(STAMPS)/python: requirements.txt | $(VENV)/bin/python
 	scripts/pip-install $(PY) -r requirements.txt
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/python-dev: requirements-dev.txt $(STAMPS)/python
+$(STAMPS)/python-dev: requirements-dev.txt pipeline_code/requirements.txt $(STAMPS)/python
 	scripts/pip-install $(PY) -r requirements.txt -r requirements-dev.txt
 	@mkdir -p $(STAMPS) && touch $@
 
@@ -45,8 +46,12 @@ synth: setup
 test: setup-dev
 	$(PY) -m pytest
 
+local-run: setup-dev
+	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET))
+
 bench: setup-dev
 	$(PY) benchmarks/synth_time.py
+	$(PY) benchmarks/preprocess_throughput.py
 
 diff: setup
 	cdk diff -c env=$(ENV) 'MlPlatform-$(ENV)/*'
@@ -56,6 +61,7 @@ deploy: setup
 
 # Re-pin Python dependencies after editing requirements*.in.
 lock: setup-dev
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links pipeline_code/requirements.in -o pipeline_code/requirements.txt
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements.in -o requirements.txt
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements-dev.in -o requirements-dev.txt
 

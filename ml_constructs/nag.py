@@ -8,6 +8,7 @@ acknowledgment follows the resource it is about and nothing else.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -48,4 +49,6 @@ def _render(value: Any) -> str:
             return f"<{arg[0]}.{arg[1]}>"
         if fn == "Fn::Join":
             return arg[0].join(_render(part) for part in arg[1])
+        if fn == "Fn::Sub" and isinstance(arg, str):
+            return re.sub(r"\$\{([^}]+)\}", r"<\1>", arg)
     return str(value)

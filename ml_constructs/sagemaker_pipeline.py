@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -10,8 +11,12 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
+
+from ml_constructs.nag import acknowledge, acknowledge_wildcards
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 # Resolved by Fn::Sub itself.
@@ -29,6 +34,11 @@ class SageMakerPipeline(Construct):
     :param substitutions: a value (usually a token) for every placeholder that is not a pseudo parameter.
     :param role: the pipeline execution role.
     :param description: shown in Studio.
+    :param large_definition_bucket: where a definition too long to embed (over ``inline_limit_bytes``)
+        is written at deploy time, placeholders resolved. Default: none, and such a definition is
+        a synth error. Use a bucket whose encryption IAM policies can grant (e.g. the CDK asset bucket).
+    :param inline_limit_bytes: longest definition embedded in the template. Default: 400,000 bytes,
+        which leaves room under CloudFormation's 1 MB template limit.
     """
 
     def __init__(
@@ -41,28 +51,70 @@ class SageMakerPipeline(Construct):
         substitutions: dict[str, str],
         role: iam.IRole,
         description: str,
+        large_definition_bucket: s3.IBucket | None = None,
+        inline_limit_bytes: int = INLINE_LIMIT_BYTES,
     ) -> None:
         super().__init__(scope, id_)
         placeholders = set(PLACEHOLDER.findall(definition)) - PSEUDO_PARAMETERS
         unmapped, unused = sorted(placeholders - set(substitutions)), sorted(set(substitutions) - placeholders)
         if unmapped or unused:
             raise ValueError(f"pipeline {pipeline_name}: placeholders without a value {unmapped}, values without a placeholder {unused}")
-        if len(definition.encode()) > INLINE_LIMIT_BYTES:
-            raise ValueError(
-                f"pipeline {pipeline_name}: the definition is {len(definition.encode())} bytes, more than the "
-                f"{INLINE_LIMIT_BYTES} that fit inline in the template"
-            )
         self.pipeline_name = pipeline_name
+        size = len(definition.encode())
+        self.definition_in_s3 = size > inline_limit_bytes
+        if self.definition_in_s3 and large_definition_bucket is None:
+            raise ValueError(
+                f"pipeline {pipeline_name}: the definition is {size} bytes, more than the {inline_limit_bytes} "
+                "embedded in the template, and no large_definition_bucket was given"
+            )
+        variables = dict(sorted(substitutions.items()))
+        if self.definition_in_s3:
+            location = self._write_to_s3(definition, variables, large_definition_bucket)
+        else:
+            # A literal Fn::Sub: cdk.Fn.sub would tokenize the whole definition (1.5 s of synth).
+            location = {"PipelineDefinitionBody": {"Fn::Sub": [definition, variables]}}
         self.resource = sagemaker.CfnPipeline(
             self,
             "Resource",
             pipeline_name=pipeline_name,
             pipeline_description=description,
             role_arn=role.role_arn,
-            # A literal Fn::Sub: cdk.Fn.sub would tokenize the whole definition (1.5 s of synth).
-            pipeline_definition={"PipelineDefinitionBody": {"Fn::Sub": [definition, dict(sorted(substitutions.items()))]}},
+            pipeline_definition=location,
         )
+        if self.definition_in_s3:
+            self.resource.node.add_dependency(self.node.find_child("Definition"))
         self.pipeline_arn = cdk.Stack.of(self).format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower())
+
+    def _write_to_s3(self, definition: str, variables: dict[str, str], bucket: s3.IBucket) -> dict:
+        """Write the definition, placeholders resolved at deploy time, to a content-addressed key."""
+        key = f"pipeline-definitions/{self.pipeline_name}/{hashlib.sha256(definition.encode()).hexdigest()[:16]}.json"
+        deployment = s3_deployment.BucketDeployment(
+            self,
+            "Definition",
+            destination_bucket=bucket,
+            sources=[s3_deployment.Source.data(key, cdk.Fn.sub(definition, variables))],
+            prune=False,
+            retain_on_delete=True,
+            memory_limit=256,
+        )
+        # CDK's own copy handler: its role is CDK's, with the basic Lambda execution policy and S3
+        # wildcards scoped to the source asset bucket and the destination bucket.
+        reason = "CDK's BucketDeployment handler, only for pipeline definitions too long to embed in the template"
+        synthesizer_bucket = cdk.Fn.sub(cdk.DefaultStackSynthesizer.DEFAULT_FILE_ASSETS_BUCKET_NAME.replace("${Qualifier}", cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER))
+        acknowledge_wildcards(
+            deployment.handler_role,
+            resources=[bucket.arn_for_objects("*"), f"arn:{cdk.Aws.PARTITION}:s3:::{synthesizer_bucket}/*"],
+            actions=["s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"],
+            reason=reason,
+        )
+        acknowledge(
+            deployment.handler_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            reason,
+        )
+        # The handler's runtime is whatever this CDK version ships; it runs only during deployment.
+        acknowledge(deployment.handler_role.node.scope, "AwsSolutions-L1", reason)
+        return {"PipelineDefinitionS3Location": {"Bucket": bucket.bucket_name, "Key": key}}
 
     def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
         """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""

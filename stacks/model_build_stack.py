@@ -107,6 +107,7 @@ class ModelBuildStack(cdk.Stack):
             substitutions=substitutions,
             role=pipeline_role,
             description="Preprocess, train or tune, evaluate, gate on accuracy, register",
+            large_definition_bucket=self.code.source_tarball.bucket,
         )
 
         self.notifications = NotificationTopic(
