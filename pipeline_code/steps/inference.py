@@ -1,0 +1,370 @@
+"""Serving handlers for the SageMaker scikit-learn container: model_fn, input_fn, predict_fn, output_fn.
+
+model.tar.gz (written by train.py) holds ``model.joblib`` (the estimator) and
+``preprocessor.joblib`` (the fitted ColumnTransformer plus the raw feature names and types). Each
+request carries RAW feature values, which go through the same preprocessor, then the model.
+
+Requests (Content-Type):
+  ``text/csv``          one row per line, no header (a first line equal to the feature names is
+                        skipped), columns in the raw feature order without the target; empty cells
+                        and NA/NaN/NULL/None are missing values.
+  ``application/json``  ``{"instances": [[v1, v2, ...], ...]}`` (rows in raw feature order) or
+                        ``{"instances": [{"feature": value, ...}, ...]}`` (keyed by feature name;
+                        absent keys are missing values), or the bare list; a single object keyed by
+                        feature name is one row. ``null`` is a missing value.
+Responses (Accept; ``*/*`` or none means JSON):
+  ``application/json``  ``{"predictions": [label, ...], "classes": [...],
+                        "probabilities": [[p per class, in "classes" order], ...]}``
+  ``text/csv``          one predicted label per line.
+
+Client errors carry an HTTP status: 415 for an unsupported Content-Type, 406 for an unsupported
+Accept, 400 for a malformed payload, e.g. ``expected 10 columns, got 9``. They are raised as the
+inference toolkit's ``GenericInferenceToolkitError`` (a small stand-in with the same ``status_code``
+attribute where the toolkit is not installed), which the toolkit's model server turns into that
+status. The container's default single-model server (gunicorn + Flask, sagemaker-containers)
+turns any exception from a handler into a 500 instead; there, while a Flask request is being
+served, input_fn hands the error on as a value and output_fn returns it as a Flask response with
+the right status.
+
+Self-contained on purpose: Python 3.9+, scikit-learn 1.2, pandas 1.1+; pyarrow (in the
+container) parses CSV fastest, with a pandas fallback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import joblib
+import numpy as np
+import pandas as pd
+
+try:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+except ImportError:  # pragma: no cover - the container and requirements.txt have pyarrow
+    pa = None
+    pcsv = None
+
+try:
+    from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError
+except ImportError:
+
+    class _ToolkitError(Exception):  # type: ignore[no-redef]
+        """Stand-in for sagemaker_inference.errors.GenericInferenceToolkitError (same attributes)."""
+
+        def __init__(self, status_code, message=None, phrase=None):
+            self.status_code = status_code
+            self.message = message or "Invalid Request"
+            self.phrase = phrase or self.message
+            super().__init__(status_code, self.message, self.phrase)
+
+
+CSV = "text/csv"
+JSON = "application/json"
+# Cells read as missing; the same list as preprocess.py (kept in step by a test).
+NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "NULL", "null", "None", "#N/A", "<NA>"]
+_NULLS = frozenset(NULL_VALUES)
+
+
+class InferenceRequestError(_ToolkitError, ValueError):
+    """A client error: 400 unless a subclass says otherwise."""
+
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(self.status, message, message)
+        self.status_code = self.status
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.status_code}: {self.message}"
+
+
+class UnsupportedContentTypeError(InferenceRequestError):
+    status = 415
+
+
+class NotAcceptableError(InferenceRequestError):
+    status = 406
+
+
+class Request:
+    """What input_fn returns: the decoded request, parsed against the model's schema in predict_fn."""
+
+    __slots__ = ("kind", "body")
+
+    def __init__(self, kind: str, body: Any):
+        self.kind, self.body = kind, body
+
+
+class _Rejected:
+    """A client error handed from input_fn to output_fn under the Flask server (see module doc)."""
+
+    def __init__(self, error: InferenceRequestError):
+        self.error = error
+
+
+def _flask_request_active() -> bool:
+    flask = sys.modules.get("flask")
+    try:
+        return bool(flask is not None and flask.has_request_context())
+    except Exception:  # pragma: no cover - defensive: never let the check itself fail a request
+        return False
+
+
+def _flask_error_response(error: InferenceRequestError):
+    import flask
+
+    body = json.dumps({"error": type(error).__name__, "error-message": error.message})
+    return flask.Response(body, status=error.status_code, mimetype=JSON)
+
+
+# ------------------------------------------------------------------------------------ model_fn
+
+
+def model_fn(model_dir: str) -> Dict[str, Any]:
+    """Load the estimator and the preprocessing artifact from the unpacked model.tar.gz."""
+    model = joblib.load(os.path.join(model_dir, "model.joblib"))
+    payload = joblib.load(os.path.join(model_dir, "preprocessor.joblib"))
+    features = list(payload["feature_columns"])
+    types = payload["feature_types"]
+    numeric = [f for f in features if types[f] == "numeric"]
+    bundle = {
+        "model": model,
+        "preprocessor": payload["preprocessor"],
+        "features": features,
+        "numeric": numeric,
+        "categorical": [f for f in features if types[f] != "numeric"],
+        "classes": np.asarray(model.classes_),
+        "has_proba": hasattr(model, "predict_proba"),
+        "header": ",".join(features),
+    }
+    if pa is not None:
+        bundle["arrow_types"] = {f: (pa.float32() if types[f] == "numeric" else pa.string()) for f in features}
+    bundle["csv_quote"] = any(re.search(r'[",\r\n]', str(c)) for c in bundle["classes"].tolist())
+    return bundle
+
+
+# ------------------------------------------------------------------------------------ input_fn
+
+
+def _media_type(value: Optional[str]) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def input_fn(request_body, content_type):
+    """Check the content type and decode the request envelope (415 / 400 errors).
+
+    SageMaker passes the model (and so the feature names and types) only to predict_fn, so the
+    model-specific checks and the typed parse (column count, numbers) happen there, in one pass.
+    """
+    try:
+        media = _media_type(content_type)
+        if media == CSV:
+            data = request_body.encode("utf-8") if isinstance(request_body, str) else bytes(request_body)
+            if not data.strip():
+                raise InferenceRequestError("empty text/csv payload")
+            return Request("csv", data)
+        if media == JSON:
+            try:
+                obj = json.loads(request_body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InferenceRequestError(f"malformed application/json payload: {exc}") from None
+            return Request("json", obj)
+        raise UnsupportedContentTypeError(
+            f"unsupported content type {content_type!r}; send {CSV} (raw rows, no header) or {JSON}"
+        )
+    except InferenceRequestError as exc:
+        if _flask_request_active():
+            return _Rejected(exc)
+        raise
+
+
+def _parse_csv(data: bytes, bundle: Dict[str, Any]) -> pd.DataFrame:
+    features = bundle["features"]
+    first_line = data.lstrip().split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+    skip = 1 if first_line == bundle["header"] else 0
+    if pa is None or "arrow_types" not in bundle:  # pragma: no cover - fallback without pyarrow
+        return _parse_csv_pandas(data, bundle, skip)
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(column_names=features, skip_rows=skip, use_threads=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=bundle["arrow_types"], null_values=NULL_VALUES, strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise InferenceRequestError(_explain_arrow_error(str(exc), features)) from None
+    if table.num_rows == 0:
+        raise InferenceRequestError("no rows in the text/csv payload")
+    columns = {}
+    for name in features:
+        col = table.column(name)
+        values = col.to_numpy()
+        if name not in bundle["arrow_types"] or not pa.types.is_floating(bundle["arrow_types"][name]):
+            values = values.astype(object, copy=False)
+            if col.null_count:
+                values[np.equal(values, None)] = np.nan
+        columns[name] = values
+    return pd.DataFrame(columns, columns=features)
+
+
+def _explain_arrow_error(message: str, features: Sequence[str]) -> str:
+    message = " ".join(message.split())
+    m = re.search(r"Expected (\d+) columns, got (\d+): ?(.*)", message)
+    if m:
+        row = m.group(3)
+        return f"expected {m.group(1)} columns, got {m.group(2)} (row: {row[:100]!r})"
+    m = re.search(r"In CSV column #(\d+): .*?invalid value '(.*)'", message)
+    if m:
+        index = int(m.group(1))
+        name = features[index] if index < len(features) else f"#{index + 1}"
+        return f"column '{name}' (#{index + 1}) expects a number, got {m.group(2)!r}"
+    return f"malformed text/csv payload: {message}"
+
+
+def _parse_csv_pandas(data: bytes, bundle: Dict[str, Any], skip: int) -> pd.DataFrame:  # pragma: no cover
+    features = bundle["features"]
+    text = data.decode("utf-8")
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if row and len(row) != len(features):
+            raise InferenceRequestError(f"expected {len(features)} columns, got {len(row)} (row {number})")
+    frame = pd.read_csv(io.StringIO(text), header=None, names=features, skiprows=skip, dtype=object,
+                        na_values=NULL_VALUES, keep_default_na=False)
+    return _coerce(frame, bundle)
+
+
+def _parse_json(obj: Any, bundle: Dict[str, Any]) -> pd.DataFrame:
+    features = bundle["features"]
+    instances = obj
+    if isinstance(obj, dict):
+        if "instances" in obj:
+            instances = obj["instances"]
+        else:
+            instances = [obj]  # one object keyed by feature name
+    if not isinstance(instances, list) or not instances:
+        raise InferenceRequestError('application/json payload must be {"instances": [...]} or a non-empty list')
+    if all(isinstance(item, dict) for item in instances):
+        unknown = sorted({key for item in instances for key in item} - set(features))
+        if unknown:
+            raise InferenceRequestError(f"unknown feature name(s) {', '.join(unknown[:5])}; expected {', '.join(features)}")
+        frame = pd.DataFrame.from_records(instances, columns=features)
+    else:
+        if not any(isinstance(item, (list, dict)) for item in instances):
+            instances = [instances]  # one bare row
+        if not all(isinstance(item, list) for item in instances):
+            raise InferenceRequestError("application/json instances must all be lists (rows) or all objects (keyed rows)")
+        lengths = np.fromiter((len(item) for item in instances), dtype=np.int64, count=len(instances))
+        bad = np.flatnonzero(lengths != len(features))
+        if bad.size:
+            raise InferenceRequestError(
+                f"expected {len(features)} columns, got {int(lengths[bad[0]])} (instance {int(bad[0]) + 1})"
+            )
+        array = np.empty((len(instances), len(features)), dtype=object)
+        try:
+            array[:] = instances
+        except ValueError:
+            raise InferenceRequestError("application/json instances must hold scalar values") from None
+        frame = pd.DataFrame(array, columns=features)
+    return _coerce(frame, bundle)
+
+
+def _coerce(frame: pd.DataFrame, bundle: Dict[str, Any]) -> pd.DataFrame:
+    """Object columns -> float32 numerics and string categories, with NaN for every missing value."""
+    columns = {}
+    for name in bundle["features"]:
+        raw = frame[name].astype(object)
+        missing = raw.isna().to_numpy() | raw.isin(_NULLS).to_numpy()
+        if name in bundle["numeric"]:
+            values = pd.to_numeric(raw.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
+            bad = np.isnan(values) & ~missing
+            if bad.any():
+                raise InferenceRequestError(f"column '{name}' expects a number, got {raw[bad].iloc[0]!r}")
+            columns[name] = values.astype(np.float32)
+        else:
+            values = raw.to_numpy(dtype=object).copy()
+            present = ~missing
+            if present.any():
+                values[present] = raw[present].astype(str).to_numpy(dtype=object)
+            values[missing] = np.nan
+            columns[name] = values
+    return pd.DataFrame(columns, columns=bundle["features"])
+
+
+# ---------------------------------------------------------------------------------- predict_fn
+
+
+def predict_fn(input_data, model):
+    """Preprocess the raw rows and predict: labels, plus class probabilities where available."""
+    if isinstance(input_data, _Rejected):
+        return input_data
+    try:
+        if isinstance(input_data, Request):
+            parse = _parse_csv if input_data.kind == "csv" else _parse_json
+            frame = parse(input_data.body, model)
+        elif isinstance(input_data, pd.DataFrame):
+            frame = _coerce(input_data, model)
+        else:
+            raise InferenceRequestError(f"unexpected input of type {type(input_data).__name__}")  # pragma: no cover
+    except InferenceRequestError as exc:
+        if _flask_request_active():
+            return _Rejected(exc)
+        raise
+    X = model["preprocessor"].transform(frame)
+    if isinstance(X, pd.DataFrame):  # the preprocessor emits pandas (float32 + uint8 blocks)
+        X = X.to_numpy(dtype=np.float32)
+    estimator = model["model"]
+    if model["has_proba"]:
+        probabilities = estimator.predict_proba(X)
+        labels = model["classes"].take(np.argmax(probabilities, axis=1))
+    else:
+        probabilities, labels = None, estimator.predict(X)
+    return {"labels": labels, "probabilities": probabilities, "classes": model["classes"],
+            "csv_quote": model["csv_quote"]}
+
+
+# ----------------------------------------------------------------------------------- output_fn
+
+
+def _choose_accept(accept: Optional[str]) -> str:
+    for part in (accept or "").split(","):
+        media = _media_type(part)
+        if media in ("", "*/*", "application/*", JSON):
+            return JSON
+        if media in (CSV, "text/*"):
+            return CSV
+    raise NotAcceptableError(f"unsupported accept type {accept!r}; ask for {JSON} or {CSV}")
+
+
+def output_fn(prediction, accept):
+    """Serialise predictions as (body, content type)."""
+    if isinstance(prediction, _Rejected):
+        return _flask_error_response(prediction.error)
+    try:
+        media = _choose_accept(accept)
+    except NotAcceptableError as exc:
+        if _flask_request_active():
+            return _flask_error_response(exc)
+        raise
+    labels = prediction["labels"]
+    if media == CSV:
+        if prediction.get("csv_quote"):
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows([label] for label in labels.tolist())
+            return buffer.getvalue(), CSV
+        return "\n".join(map(str, labels.tolist())) + "\n", CSV
+    body: Dict[str, List[Any]] = {"predictions": labels.tolist(), "classes": prediction["classes"].tolist()}
+    if prediction["probabilities"] is not None:
+        body["probabilities"] = np.round(prediction["probabilities"], 6).tolist()
+    return json.dumps(body), JSON
+
+
+__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn", "InferenceRequestError",
+           "UnsupportedContentTypeError", "NotAcceptableError", "NULL_VALUES", "Request"]
