@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -16,10 +19,28 @@ from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
-from pipeline_code import pipeline as model_build
 from stacks.foundation_stack import FoundationStack
 
 STEPS_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
+SKLEARN_VERSION = "1.2-1"  # the framework container the steps run in (pipeline_code.pipeline uses the same)
+_sdk_import: threading.Thread | None = None
+
+
+def prefetch_pipeline_sdk() -> None:
+    """Start importing the SageMaker SDK (1.5 s) in the background while other stacks are built.
+
+    The main thread mostly waits on jsii's Node process then, so the import costs almost nothing.
+    """
+    global _sdk_import
+    if _sdk_import is None and "pipeline_code.pipeline" not in sys.modules:
+        _sdk_import = threading.Thread(target=importlib.import_module, args=("pipeline_code.pipeline",), daemon=True)
+        _sdk_import.start()
+
+
+def _pipeline_sdk():
+    if _sdk_import is not None:
+        _sdk_import.join()
+    return importlib.import_module("pipeline_code.pipeline")
 
 
 def _role_arn(name_placeholder: str) -> str:
@@ -90,7 +111,7 @@ class ModelBuildStack(cdk.Stack):
             "PreprocessScriptKey": self.code.scripts["preprocess"].s3_object_key,
             "EvaluateScriptKey": self.code.scripts["evaluate"].s3_object_key,
             "TrainSourceKey": self.code.source_tarball.s3_object_key,
-            "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=model_build.SKLEARN_VERSION),
+            "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
             **{f"SubnetId{i}": subnet for i, subnet in enumerate(subnet_ids)},
         }
         self.definition = build_definition(
@@ -155,6 +176,7 @@ def build_definition(
     *, pipeline_name: str, model_package_group_name: str, settings: PipelineConfig, subnet_count: int
 ) -> str:
     """The pipeline definition with ``${Placeholders}`` for every deploy-time value."""
+    model_build = _pipeline_sdk()
     session = model_build.offline_session(default_bucket="${ArtifactBucket}")
     tuning = (
         model_build.TuningSettings(

@@ -172,11 +172,20 @@ def test_any_socket_connection_fails_the_test():
 # --- snapshots ------------------------------------------------------------------------------------------
 
 
+def _sort_hashed_lists(value):
+    # IAM statements list resources in string order, so a new asset hash can reorder them.
+    if isinstance(value, dict):
+        return {k: sorted(v, key=json.dumps) if k in ("Resource", "s3:prefix") and isinstance(v, list) else _sort_hashed_lists(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sort_hashed_lists(v) for v in value]
+    return value
+
+
 def normalise(template: dict) -> dict:
     """Drop what changes without a change of ours: asset hashes and CDK's version metadata."""
     text = json.dumps(template, indent=1, sort_keys=True)
     text = re.sub(r"[0-9a-f]{64}", "<asset-hash>", text)
-    data = json.loads(text)
+    data = _sort_hashed_lists(json.loads(text))
     data.get("Resources", {}).pop("CDKMetadata", None)
     data.pop("Conditions", None) if set(data.get("Conditions", {})) == {"CDKMetadataAvailable"} else None
     return data

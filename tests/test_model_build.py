@@ -26,6 +26,13 @@ def only(template_json: dict, resource_type: str) -> dict:
     return resource
 
 
+def test_stack_and_builder_agree_on_the_framework_version():
+    from pipeline_code import pipeline
+    from stacks import model_build_stack
+
+    assert model_build_stack.SKLEARN_VERSION == pipeline.SKLEARN_VERSION
+
+
 def test_model_package_group_is_retained_and_private_in_the_sandbox(sandbox):
     group = only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::ModelPackageGroup")
     assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
