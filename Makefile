@@ -3,6 +3,7 @@
 #   make test               set up, then run the test suite
 #   make local-run [DATA=file.csv TARGET=column]   run the pipeline's real step scripts locally (no AWS, no Docker)
 #   make bench              set up, then run the benchmarks (synth time, preprocessing throughput)
+#   make lint [ENV=name]    synthesize, then run cfn-lint on every template
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -18,7 +19,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth test local-run bench diff deploy lock clean
+.PHONY: setup setup-dev synth lint test local-run bench diff deploy lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -42,6 +43,10 @@ $(STAMPS)/node: package.json package-lock.json
 synth: setup
 	cdk synth --quiet -c env=$(ENV)
 	@echo "Synthesized environment '$(ENV)' into cdk.out/ (cdk-nag: no unacknowledged findings)."
+
+lint: setup-dev synth
+	$(VENV)/bin/cfn-lint -- cdk.out/assembly-MlPlatform-$(ENV)/*.template.json
+	@echo "cfn-lint: no findings in environment '$(ENV)'."
 
 test: setup-dev
 	$(PY) -m pytest

@@ -171,3 +171,17 @@ def test_training_mode_from_config_reaches_the_deployed_definition(examples):
     body, _ = sub_of(only(examples["prod"].template_json("ModelBuild"), "AWS::SageMaker::Pipeline"))
     steps = [s["Name"] for s in json.loads(body)["Steps"]]
     assert steps == ["PreprocessData", "TuneModel", "EvaluateModel", "CheckAccuracy"]
+
+
+def test_deployed_body_is_the_validated_builder_output(sandbox):
+    """The template embeds exactly what tests/test_pipeline_definition.py checks against the SageMaker API."""
+    from config import load_config
+    from stacks.model_build_stack import build_definition
+
+    body, _ = sub_of(only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::Pipeline"))
+    assert body == build_definition(
+        pipeline_name="mlp-sandbox-model-build",
+        model_package_group_name="mlp-sandbox-models",
+        settings=load_config().pipeline,
+        subnet_count=2,
+    )
