@@ -232,6 +232,9 @@ class PipelineConfig(StrictModel):
     transform_instance_types: list[str] = Field(default_factory=lambda: ["ml.m5.large"], min_length=1)
     max_run_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     max_wait_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    # Reuse a step's result for identical arguments for this many days; 0 = never. Only safe when
+    # InputDataUrl names immutable dataset versions (a scheduled run reuses the same URL).
+    cache_days: int = Field(default=0, ge=0, le=365)
     # EventBridge Scheduler expression for retraining; none means no schedule.
     schedule: str | None = None
     # Accounts (e.g. staging, production) that may describe the registry's packages and create models from them.

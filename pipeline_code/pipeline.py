@@ -39,7 +39,7 @@ from sagemaker.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
 from sagemaker.network import NetworkConfig  # noqa: E402
 from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor  # noqa: E402
 from sagemaker.sklearn.estimator import SKLearn  # noqa: E402
-from sagemaker.sklearn.model import SKLearnModel  # noqa: E402
+from sagemaker.model import Model  # noqa: E402
 from sagemaker.tuner import HyperparameterTuner, IntegerParameter  # noqa: E402
 from sagemaker.workflow.condition_step import ConditionStep  # noqa: E402
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo  # noqa: E402
@@ -77,6 +77,7 @@ TUNING_RANGES = {
     "min-samples-leaf": IntegerParameter(1, 10),
 }
 REGISTER_STEP = "RegisterModel"
+SERVING_CODE_DIR = "/opt/ml/model/code"
 
 
 @dataclass(frozen=True)
@@ -173,12 +174,15 @@ def get_pipeline(
     tuning: TuningSettings | None = None,
     max_run_seconds: int = 3600,
     max_wait_seconds: int = 7200,
+    cache_days: int = 0,
 ) -> Pipeline:
     """Build the model-build pipeline.
 
     :param tuning: run hyperparameter tuning (``TuneModel``) instead of one training job. Default: train.
     :param max_run_seconds: longest a training job may run. Default: one hour.
     :param max_wait_seconds: longest to wait for spot capacity plus run time (≥ ``max_run_seconds``).
+    :param cache_days: reuse a step's earlier result with identical arguments for this many days.
+        Default: 0 (no caching; an input URL may hold new data).
     """
     params = _Parameters(defaults)
     network_config = NetworkConfig(
@@ -187,7 +191,9 @@ def get_pipeline(
         encrypt_inter_container_traffic=True,
         enable_network_isolation=False,
     )
-    cache = CacheConfig(enable_caching=True, expire_after="P30D")
+    # A cached step is reused when its arguments repeat, even if the data behind an S3 URL changed:
+    # only worth it when InputDataUrl names immutable dataset versions, hence opt-in.
+    cache = CacheConfig(enable_caching=True, expire_after=f"P{cache_days}D") if cache_days else None
     retries = _retry_policies()
     run_prefix = ["s3:/", artifact_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
 
@@ -279,7 +285,11 @@ def get_pipeline(
         train = TuningStep(
             name="TuneModel", step_args=tuner.fit(inputs=channels), cache_config=cache, retry_policies=retries
         )
-        model_data = train.get_top_model_s3_uri(top_k=0, s3_bucket=artifact_bucket, prefix=f"{pipeline_name}/model")
+        # The best job's artifact, under the output path this execution's tuning jobs write to.
+        model_data = Join(
+            on="/",
+            values=[*run_prefix, "model", train.properties.BestTrainingJob.TrainingJobName, "output", "model.tar.gz"],
+        )
 
     evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     reports_prefix = ["s3:/", reports_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
@@ -305,14 +315,16 @@ def get_pipeline(
         retry_policies=retries,
     )
 
-    evaluation_json = Join(on="/", values=[*reports_prefix, "evaluation", "evaluation.json"])
-    baseline_json = Join(on="/", values=[*run_prefix, "baseline", "baseline.json"])
-    model = SKLearnModel(
-        model_data=model_data,
-        entry_point="inference.py",
-        source_dir=code.train_source_tarball,
-        framework_version=SKLEARN_VERSION,
+    # From the steps' properties, so the links stay right when a step's result comes from the cache.
+    evaluation_json = Join(
+        on="/", values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"]
+    )
+    baseline_json = Join(on="/", values=[split["baseline"].S3Output.S3Uri, "baseline.json"])
+    model = Model(
         image_uri=image_uri,
+        model_data=model_data,
+        # train.py packs the handlers into model.tar.gz: each package version serves with its own code.
+        env={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR},
         # Registration carries no role: whoever deploys the package picks the model execution role.
         role=job_role_arn,
         sagemaker_session=session,
@@ -333,7 +345,6 @@ def get_pipeline(
             drift_check_baselines=DriftCheckBaselines(
                 model_data_statistics=MetricsSource(s3_uri=baseline_json, content_type="application/json")
             ),
-            customer_metadata_properties={"target-column": defaults.target_column},
         ),
         retry_policies=[p for p in retries if isinstance(p, StepRetryPolicy)],  # no job behind it
     )

@@ -74,9 +74,9 @@ class ModelBuildStack(cdk.Stack):
         pipeline_name = f"{resource_prefix}-model-build"
         # Imported (by name, which needs no ARN parsing in the template) so the grants below become
         # policies of this stack: the foundation stack must not depend on this one.
-        job_role, model_role, pipeline_role = (
-            iam.Role.from_role_name(self, id_, role.role.role_name)
-            for id_, role in (("JobRole", foundation.job_role), ("ModelRole", foundation.model_role), ("PipelineRole", foundation.pipeline_role))
+        job_role, pipeline_role = (
+            iam.Role.from_role_name(self, construct_id, duty.role.role_name)
+            for construct_id, duty in (("JobRole", foundation.job_role), ("PipelineRole", foundation.pipeline_role))
         )
 
         self.code = StepCode(
@@ -86,7 +86,6 @@ class ModelBuildStack(cdk.Stack):
             source_files=[STEPS_DIR / "train.py", STEPS_DIR / "inference.py"],
         )
         self.code.grant_read(job_role)
-        self.code.grant_read(model_role)
 
         self.registry = ModelRegistry(
             self,
@@ -221,5 +220,6 @@ def build_definition(
         tuning=tuning,
         max_run_seconds=settings.max_run_minutes * 60,
         max_wait_seconds=settings.max_wait_minutes * 60,
+        cache_days=settings.cache_days,
     )
     return model_build.definition_json(pipeline)

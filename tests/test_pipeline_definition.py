@@ -235,9 +235,23 @@ def test_tuning_is_bayesian_on_validation_accuracy_with_integer_ranges(tune_defi
     assert not config["ParameterRanges"]["ContinuousParameterRanges"]
     definition = tune["TrainingJobDefinition"]
     assert definition["EnableManagedSpotTraining"] is True and definition["VpcConfig"]["Subnets"] == ["${SubnetId0}", "${SubnetId1}"]
-    evaluate = all_steps(tune_definition["Steps"])["EvaluateModel"]["Arguments"]
-    model_input = next(i for i in evaluate["ProcessingInputs"] if i["InputName"] == "input-1")
-    assert "TuneModel" in json.dumps(model_input)
+
+
+def test_tuned_model_is_read_where_the_tuning_jobs_write_it(tune_definition):
+    steps = all_steps(tune_definition["Steps"])
+    output_path = steps["TuneModel"]["Arguments"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]["Std:Join"]
+    # SageMaker writes <S3OutputPath>/<training job name>/output/model.tar.gz.
+    expected = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [*output_path["Values"], {"Get": "Steps.TuneModel.BestTrainingJob.TrainingJobName"}, "output", "model.tar.gz"],
+        }
+    }
+    assert output_path["On"] == "/"
+    evaluate_input = next(i for i in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"] if i["InputName"] == "input-1")
+    assert evaluate_input["S3Input"]["S3Uri"] == expected
+    (container,) = steps["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]
+    assert container["ModelDataUrl"] == expected
 
 
 def test_tuning_early_stopping_can_be_switched_off():
@@ -267,20 +281,34 @@ def test_registration_carries_metrics_baseline_and_serving_settings(train_defini
     assert spec["SupportedRealtimeInferenceInstanceTypes"] == ["ml.m5.large"]
     assert spec["SupportedTransformInstanceTypes"] == ["ml.m5.large"]
     (container,) = spec["Containers"]
-    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert container["Environment"]["SAGEMAKER_REGION"] == "${AWS::Region}"
+    # The handlers travel inside model.tar.gz (train.py puts them in code/): no other S3 object needed.
+    assert container["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+    assert container["Image"] == "${SklearnImageUri}"
     assert container["ModelDataUrl"] == {"Get": "Steps.TrainModel.ModelArtifacts.S3ModelArtifacts"}
+    # Read from the steps' outputs (right even when a step's result comes from the cache).
     statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
-    assert statistics["ContentType"] == "application/json"
-    assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
+    assert statistics == {
+        "ContentType": "application/json",
+        "S3Uri": {"Std:Join": {"On": "/", "Values": [
+            {"Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}, "evaluation.json"]}},
+    }  # fmt: skip
     baseline = register["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
-    assert baseline["S3Uri"]["Std:Join"]["Values"][-2:] == ["baseline", "baseline.json"]
+    assert baseline["S3Uri"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.PreprocessData.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"}, "baseline.json",
+    ]  # fmt: skip
 
 
-def test_steps_cache_and_retry_transient_failures(train_definition):
+def test_caching_is_opt_in(train_definition):
+    steps = all_steps(train_definition["Steps"])
+    assert not any("CacheConfig" in step for step in steps.values())
+    cached = all_steps(json.loads(build(cache_days=7))["Steps"])
+    for name in ("PreprocessData", "TrainModel", "EvaluateModel"):
+        assert cached[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P7D"}
+
+
+def test_steps_retry_transient_failures(train_definition):
     steps = all_steps(train_definition["Steps"])
     for name in ("PreprocessData", "TrainModel", "EvaluateModel"):
-        assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
         kinds = {e for policy in steps[name]["RetryPolicies"] for e in policy.get("ExceptionType", [])}
         assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT"} <= kinds
     assert steps["RegisterModel"]["RetryPolicies"][0]["ExceptionType"] == ["Step.THROTTLING", "Step.SERVICE_FAULT"]

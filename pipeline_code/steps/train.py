@@ -3,7 +3,8 @@
 
 Reads the transformed ``train`` and ``validation`` CSVs written by preprocess.py, fits a classifier
 and writes ``model.joblib`` (the bare scikit-learn estimator) plus a copy of ``preprocessor.joblib``
-into ``SM_MODEL_DIR``, so that model.tar.gz alone is enough for serving. Prints exactly::
+and the serving handlers (``code/inference.py``) into ``SM_MODEL_DIR``, so that model.tar.gz alone
+is enough for serving. Prints exactly::
 
     Train Accuracy: 0.9123
     Validation Accuracy: 0.8765
@@ -308,11 +309,26 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> Dict[str, float]:
     model_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(model_dir / "model.joblib", lambda fh: joblib.dump(model, fh))
     shutil.copyfile(preprocessor_path, model_dir / "preprocessor.joblib")
+    _bundle_serving_code(model_dir)
     print(f"[train] wrote {model_dir / 'model.joblib'} and preprocessor.joblib in {time.perf_counter() - started:.1f}s",
           flush=True)
     print(f"Train Accuracy: {train_accuracy:.4f}", flush=True)
     print(f"Validation Accuracy: {validation_accuracy:.4f}", flush=True)
     return {"train_accuracy": train_accuracy, "validation_accuracy": validation_accuracy}
+
+
+def _bundle_serving_code(model_dir: Path) -> None:
+    """Put the serving handlers into ``<model_dir>/code``, so model.tar.gz carries its own code.
+
+    The registered model then runs with SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code: every
+    package version keeps the code it was trained with, and serving needs no other S3 object.
+    """
+    handlers = Path(__file__).with_name("inference.py")
+    if not handlers.is_file():
+        raise TrainError(f"the serving handlers {handlers.name} are missing next to {Path(__file__).name}")
+    code_dir = model_dir / "code"
+    code_dir.mkdir(exist_ok=True)
+    shutil.copyfile(handlers, code_dir / "inference.py")
 
 
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:

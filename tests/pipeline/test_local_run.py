@@ -26,7 +26,7 @@ def test_end_to_end_on_the_sample_passes_the_gate(local_pipeline):
 def test_model_is_packaged_like_sagemaker(local_pipeline):
     archive = local_pipeline.work / "evaluation" / "model" / "model.tar.gz"
     with tarfile.open(archive, "r:gz") as tar:
-        assert sorted(tar.getnames()) == ["model.joblib", "preprocessor.joblib"]
+        assert sorted(tar.getnames()) == ["code", "code/inference.py", "model.joblib", "preprocessor.joblib"]
 
 
 def test_too_high_threshold_fails_with_non_zero_exit(tmp_path):

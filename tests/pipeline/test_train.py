@@ -62,7 +62,11 @@ def test_prints_metric_lines_the_builder_regexes_parse(sample_output, tmp_path):
 def test_model_dir_is_self_sufficient_for_serving(sample_output, tmp_path):
     run, model_dir = _train(sample_output, tmp_path, SAMPLE_TARGET, "--n-estimators", "5")
     assert run.code == 0, run.err
-    assert sorted(p.name for p in model_dir.iterdir()) == ["model.joblib", "preprocessor.joblib"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["code", "model.joblib", "preprocessor.joblib"]
+    # The registered model serves with SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code.
+    steps = Path(__file__).resolve().parents[2] / "pipeline_code" / "steps"
+    assert [p.name for p in (model_dir / "code").iterdir()] == ["inference.py"]
+    assert (model_dir / "code" / "inference.py").read_bytes() == (steps / "inference.py").read_bytes()
     assert (model_dir / "preprocessor.joblib").read_bytes() == (sample_output / "artifacts" / "preprocessor.joblib").read_bytes()
     model = joblib.load(model_dir / "model.joblib")
     assert type(model).__module__.startswith("sklearn.") and model.n_estimators == 5
