@@ -129,6 +129,10 @@ class ExistingVpcConfig(StrictModel):
     subnet_ids: list[str] = Field(min_length=1)
     availability_zones: list[str] = Field(min_length=1)
     route_table_ids: list[str] = Field(min_length=1)
+    # Central VPCs often have these already; a second S3 gateway on the same route tables, or a
+    # second private-DNS interface endpoint for a service, fails the deployment.
+    create_s3_gateway_endpoint: bool = True
+    create_interface_endpoints: bool = True
 
     @field_validator("vpc_id")
     @classmethod

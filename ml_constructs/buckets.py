@@ -96,6 +96,22 @@ class SecureBucket(Construct):
             self.encryption_key.grant_encrypt_decrypt(grantee)
         return self._grant_objects(grantee, READ_ACTIONS + WRITE_ACTIONS + DELETE_ACTIONS, prefix)
 
+    def grant_read_to_accounts(self, accounts: list[str], *, prefix: str) -> None:
+        """Let other accounts read objects under ``prefix`` (and decrypt them through S3)."""
+        if not accounts:
+            return
+        principals = [iam.AccountPrincipal(account) for account in sorted(accounts)]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="SharedAccountsRead",
+                principals=principals,
+                actions=READ_ACTIONS,
+                resources=[self.bucket.arn_for_objects(f"{prefix}*")],
+            )
+        )
+        if self.encryption_key:
+            self.encryption_key.grant_decrypt_to_accounts(accounts, via_service="s3")
+
     def _grant_objects(self, grantee: iam.IGrantable, actions: list[str], prefix: str) -> iam.Grant:
         objects = self.bucket.arn_for_objects(f"{prefix}*")
         acknowledge_wildcards(

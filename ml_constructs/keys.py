@@ -115,6 +115,19 @@ class PlatformKey(Construct):
             conditions=conditions,
         )
 
+    def grant_decrypt_to_accounts(self, accounts: list[str], *, via_service: str) -> None:
+        """Let other accounts decrypt with this key, only through ``via_service`` (e.g. ``s3``) in this region."""
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"SharedAccountsDecryptVia{via_service.title()}",
+                principals=[iam.AccountPrincipal(account) for account in sorted(accounts)],
+                actions=DECRYPT_ACTIONS,
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"{via_service}.{stack.region}.amazonaws.com"}},
+            )
+        )
+
     def grant_to_service(self, service: str, *, actions: list[str], conditions: dict | None = None) -> None:
         """Let an AWS service principal use the key, under ``conditions``."""
         self.key.add_to_resource_policy(

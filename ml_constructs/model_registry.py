@@ -55,8 +55,22 @@ class ModelRegistry(Construct):
         )
         self.group.apply_removal_policy(removal_policy)
 
-    def grant_register(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` (the pipeline execution role) register model packages in this group."""
+    def grant_register(self, grantee: iam.IGrantable, *, allow_pre_approved: bool = False) -> iam.Grant:
+        """Let ``grantee`` (the pipeline execution role) register model packages in this group.
+
+        :param allow_pre_approved: let registrations start as ``Approved``. Default: ``False``, so
+            whoever can start a pipeline still cannot skip the manual approval.
+        """
+        if not allow_pre_approved:
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="RegisterPendingApprovalOnly",
+                    effect=iam.Effect.DENY,
+                    actions=["sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"],
+                    resources=[self.packages_arn],
+                    conditions={"StringNotEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
+                )
+            )
         acknowledge_wildcards(
             grantee,
             resources=[self.packages_arn],

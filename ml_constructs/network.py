@@ -49,6 +49,8 @@ class ExistingVpcSpec:
     subnet_ids: list[str]
     availability_zones: list[str]
     route_table_ids: list[str]
+    create_s3_gateway_endpoint: bool = True
+    create_interface_endpoints: bool = True
 
 
 def _accept_named_zone(subnet: cdk.CfnResource) -> None:
@@ -104,13 +106,18 @@ class PrivateNetwork(Construct):
             self.endpoint_security_group, ec2.Port.tcp(443), "HTTPS to AWS service endpoints"
         )
 
-        self.s3_endpoint = self.vpc.add_gateway_endpoint(
-            "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.workload_subnet_selection]
+        existing = vpc if isinstance(vpc, ExistingVpcSpec) else None
+        self.s3_endpoint = (
+            self.vpc.add_gateway_endpoint(
+                "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.workload_subnet_selection]
+            )
+            if existing is None or existing.create_s3_gateway_endpoint
+            else None
         )
-        # The S3 gateway is reached through its managed prefix list, whose id needs an
-        # AWS lookup; without a NAT gateway 443 to anywhere else has no route.
+        # HTTPS to any address: the S3 gateway is only addressable through its managed prefix
+        # list, whose id needs an AWS lookup. Without a NAT gateway nothing else is routable.
         self.workload_security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to S3 through the gateway endpoint"
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS (S3 gateway endpoint; internet only through NAT)"
         )
         self.interface_endpoints = {
             name: self.vpc.add_interface_endpoint(
@@ -122,6 +129,7 @@ class PrivateNetwork(Construct):
                 open=False,
             )
             for name, service in INTERFACE_ENDPOINTS.items()
+            if existing is None or existing.create_interface_endpoints
         }
 
         stack = cdk.Stack.of(self)
@@ -193,12 +201,12 @@ class PrivateNetwork(Construct):
                 private_subnet_ids=spec.subnet_ids,
                 private_subnet_route_table_ids=spec.route_table_ids,
             )
-        subnets = [
-            ec2.SubnetConfiguration(name="Workload", subnet_type=self._workload_subnet_type(spec), cidr_mask=20),
-        ]
+        # No mask for the workload subnets: CDK divides what the CIDR leaves evenly between the AZs,
+        # so every CIDR size the config allows fits.
+        subnets = [ec2.SubnetConfiguration(name="Workload", subnet_type=self._workload_subnet_type(spec))]
         if spec.nat_gateways:
             # Public subnets hold only the NAT gateways; nothing else is placed there.
-            subnets.append(ec2.SubnetConfiguration(name="Egress", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=26))
+            subnets.append(ec2.SubnetConfiguration(name="Egress", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=28))
         vpc = ec2.Vpc(
             self,
             "Vpc",

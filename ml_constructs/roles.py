@@ -18,6 +18,11 @@ VPC_BOUND_CREATE_ACTIONS = [
     "sagemaker:CreateProcessingJob",
     "sagemaker:CreateTrainingJob",
 ]
+ENCRYPTED_JOB_ACTIONS = [
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTrainingJob",
+]
 JOB_RESOURCE_TYPES = ["processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model"]
 JOB_ACTIONS = VPC_BOUND_CREATE_ACTIONS + [
     "sagemaker:AddTags",
@@ -95,7 +100,8 @@ class DutyRole(Construct):
         """Let this role start and watch SageMaker jobs and models, only inside the platform VPC.
 
         Creating a job or model without a VPC config, or with subnets or security
-        groups other than ``subnet_ids`` / ``security_group_ids``, is denied.
+        groups other than ``subnet_ids`` / ``security_group_ids``, is denied, and so is
+        a job without a volume KMS key or without inter-container traffic encryption.
         """
         arns = [self._sagemaker_arn(f"{kind}/*") for kind in JOB_RESOURCE_TYPES]
         self.role.add_to_principal_policy(iam.PolicyStatement(actions=sorted(JOB_ACTIONS), resources=arns))
@@ -116,6 +122,17 @@ class DutyRole(Construct):
             self.role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid=sid, effect=iam.Effect.DENY, actions=VPC_BOUND_CREATE_ACTIONS, resources=arns, conditions=conditions
+                )
+            )
+        # Jobs must also encrypt their volumes with a customer key and their inter-node traffic.
+        encryption = {
+            "DenyJobsWithoutVolumeKey": {"Null": {"sagemaker:VolumeKmsKey": "true"}},
+            "DenyJobsWithoutTrafficEncryption": {"Bool": {"sagemaker:InterContainerTrafficEncryption": "false"}},
+        }
+        for sid, conditions in encryption.items():
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid=sid, effect=iam.Effect.DENY, actions=ENCRYPTED_JOB_ACTIONS, resources=arns, conditions=conditions
                 )
             )
 

@@ -19,8 +19,9 @@ from constructs import Construct
 from ml_constructs.nag import acknowledge, acknowledge_wildcards
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
-# Resolved by Fn::Sub itself.
-PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::URLSuffix"}
+# Resolved by Fn::Sub itself (and, for S3-stored definitions, by these cdk.Aws attributes).
+_PSEUDO_ATTRIBUTES = {"AWS::AccountId": "ACCOUNT_ID", "AWS::Partition": "PARTITION", "AWS::Region": "REGION", "AWS::URLSuffix": "URL_SUFFIX"}
+PSEUDO_PARAMETERS = set(_PSEUDO_ATTRIBUTES)
 # A definition this long would crowd the 1 MB template; bigger ones need an S3 location.
 INLINE_LIMIT_BYTES = 400_000
 PIPELINE_EXECUTION_STATUS = "SageMaker Model Building Pipeline Execution Status Change"
@@ -87,23 +88,31 @@ class SageMakerPipeline(Construct):
 
     def _write_to_s3(self, definition: str, variables: dict[str, str], bucket: s3.IBucket) -> dict:
         """Write the definition, placeholders resolved at deploy time, to a content-addressed key."""
-        key = f"pipeline-definitions/{self.pipeline_name}/{hashlib.sha256(definition.encode()).hexdigest()[:16]}.json"
+        prefix = f"pipeline-definitions/{self.pipeline_name}/"
+        name = f"{hashlib.sha256(definition.encode()).hexdigest()[:16]}.json"
+        # Each placeholder becomes its own deploy-time value; the body itself ships in the asset.
+        values = {**variables, **{p: getattr(cdk.Aws, attribute) for p, attribute in _PSEUDO_ATTRIBUTES.items()}}
+        resolved = PLACEHOLDER.sub(lambda m: values[m.group(1)], definition)
         deployment = s3_deployment.BucketDeployment(
             self,
             "Definition",
             destination_bucket=bucket,
-            sources=[s3_deployment.Source.data(key, cdk.Fn.sub(definition, variables))],
+            destination_key_prefix=prefix,
+            sources=[s3_deployment.Source.data(name, resolved)],
             prune=False,
             retain_on_delete=True,
             memory_limit=256,
         )
-        # CDK's own copy handler: its role is CDK's, with the basic Lambda execution policy and S3
-        # wildcards scoped to the source asset bucket and the destination bucket.
-        reason = "CDK's BucketDeployment handler, only for pipeline definitions too long to embed in the template"
+        # CDK's own copy handler, with CDK's role: the basic Lambda execution policy, read on the source
+        # asset and read/write on the destination bucket's objects (CDK ignores the key prefix here).
+        reason = (
+            "CDK's BucketDeployment handler, created only for pipeline definitions too long to embed in the "
+            "template; it runs during deployment only"
+        )
         synthesizer_bucket = cdk.Fn.sub(cdk.DefaultStackSynthesizer.DEFAULT_FILE_ASSETS_BUCKET_NAME.replace("${Qualifier}", cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER))
         acknowledge_wildcards(
             deployment.handler_role,
-            resources=[bucket.arn_for_objects("*"), f"arn:{cdk.Aws.PARTITION}:s3:::{synthesizer_bucket}/*"],
+            resources=[bucket.arn_for_objects(f"{prefix}*"), bucket.arn_for_objects("*"), f"arn:{cdk.Aws.PARTITION}:s3:::{synthesizer_bucket}/*"],
             actions=["s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"],
             reason=reason,
         )
@@ -114,7 +123,7 @@ class SageMakerPipeline(Construct):
         )
         # The handler's runtime is whatever this CDK version ships; it runs only during deployment.
         acknowledge(deployment.handler_role.node.scope, "AwsSolutions-L1", reason)
-        return {"PipelineDefinitionS3Location": {"Bucket": bucket.bucket_name, "Key": key}}
+        return {"PipelineDefinitionS3Location": {"Bucket": bucket.bucket_name, "Key": prefix + name}}
 
     def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
         """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 import tempfile
 from pathlib import Path
@@ -30,6 +31,22 @@ def deterministic_tarball(files: list[Path]) -> bytes:
     return buffer.getvalue()
 
 
+def _stage(tarball: bytes) -> Path:
+    """Write the tarball to a content-named file that CDK then copies into cdk.out as the asset.
+
+    A file already there is trusted only if its bytes are the tarball's; it is (re)written through
+    a private temporary file and an atomic rename, so a concurrent synth never sees half a file.
+    """
+    staged = Path(tempfile.gettempdir()) / f"ml-platform-source-{hashlib.sha256(tarball).hexdigest()}.tar.gz"
+    if staged.is_file() and staged.read_bytes() == tarball:
+        return staged
+    fd, partial = tempfile.mkstemp(dir=staged.parent, prefix=".ml-platform-source-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(tarball)
+    os.replace(partial, staged)
+    return staged
+
+
 class StepCode(Construct):
     """Processing scripts as single-file assets; training/serving code as one ``.tar.gz`` asset.
 
@@ -44,14 +61,7 @@ class StepCode(Construct):
     def __init__(self, scope: Construct, id_: str, *, scripts: dict[str, Path], source_files: list[Path]) -> None:
         super().__init__(scope, id_)
         self.scripts = {name: s3_assets.Asset(self, f"{name.title()}Script", path=str(path)) for name, path in scripts.items()}
-        tarball = deterministic_tarball(source_files)
-        digest = hashlib.sha256(tarball).hexdigest()[:16]
-        # A content-named file outside the repo: CDK copies it into cdk.out when staging the asset.
-        staged = Path(tempfile.gettempdir()) / f"ml-platform-source-{digest}" / "source.tar.gz"
-        if not staged.exists():
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            staged.write_bytes(tarball)
-        self.source_tarball = s3_assets.Asset(self, "TrainingSource", path=str(staged))
+        self.source_tarball = s3_assets.Asset(self, "TrainingSource", path=str(_stage(deterministic_tarball(source_files))))
 
     @property
     def assets(self) -> list[s3_assets.Asset]:

@@ -26,6 +26,8 @@ class FoundationStack(cdk.Stack):
     :param resource_prefix: ``mlp-<env>``, used in key aliases and allowed resource names.
     :param destroy_stateful_resources: delete keys and buckets (with their objects) on stack
         delete. Default: ``False`` (retained).
+    :param models_shared_with_accounts: accounts that deploy this environment's registered models:
+        they may read the model-build pipeline's artifacts and decrypt them through S3. Default: none.
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class FoundationStack(cdk.Stack):
         network: PrivateNetwork,
         resource_prefix: str,
         destroy_stateful_resources: bool = False,
+        models_shared_with_accounts: list[str] = (),
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -123,6 +126,12 @@ class FoundationStack(cdk.Stack):
         self.model_role.grant_pass_role(self.studio_user_role)
         self.models_key.grant_use_by_aws_resources(self.studio_user_role)
         network.grant_manage_job_network_interfaces(self.studio_user_role)
+
+        # Accounts the registry is shared with must be able to fetch what its packages point to.
+        # Only the model artifacts (<pipeline>/<execution>/model/...), not the training splits beside them.
+        self.model_bucket.grant_read_to_accounts(
+            list(models_shared_with_accounts), prefix=f"{resource_prefix}-model-build/*/model/"
+        )
 
         # Scheduler and EventBridge rules: start the environment's pipelines, nothing else.
         self.scheduler_role.allow_start_pipelines()

@@ -95,7 +95,7 @@ class ModelBuildStack(cdk.Stack):
             shared_with_accounts=settings.registry_shared_with_accounts,
             removal_policy=removal_policy,
         )
-        self.registry.grant_register(pipeline_role)
+        self.registry.grant_register(pipeline_role, allow_pre_approved=settings.approval_status == "Approved")
 
         subnet_ids = network.workload_subnets.subnet_ids
         substitutions = {

@@ -105,6 +105,8 @@ def _vpc_spec(network: NetworkConfig) -> NewVpcSpec | ExistingVpcSpec:
             subnet_ids=list(e.subnet_ids),
             availability_zones=list(e.availability_zones),
             route_table_ids=list(e.route_table_ids),
+            create_s3_gateway_endpoint=e.create_s3_gateway_endpoint,
+            create_interface_endpoints=e.create_interface_endpoints,
         )
     n = network.new_vpc
     assert n is not None  # NetworkConfig fills in a default new VPC

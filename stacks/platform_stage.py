@@ -45,6 +45,7 @@ class PlatformStage(cdk.Stage):
             network=self.network.network,
             resource_prefix=prefix,
             destroy_stateful_resources=destroy,
+            models_shared_with_accounts=config.pipeline.registry_shared_with_accounts,
             description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
         )
 

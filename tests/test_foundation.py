@@ -274,9 +274,10 @@ def test_scheduler_role_can_only_start_this_environments_pipelines(sandbox):
 def test_jobs_and_models_must_run_in_the_platform_vpc(sandbox, role):
     statements = role_statements(sandbox.template_json("Foundation"), role)
     denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
-    assert set(denies) == {"DenyJobsOutsideAnyVpc", "DenyJobsInOtherSubnets", "DenyJobsInOtherSecurityGroups"}
-    for deny in denies.values():
-        assert set(deny["Action"]) == {
+    vpc_denies = {"DenyJobsOutsideAnyVpc", "DenyJobsInOtherSubnets", "DenyJobsInOtherSecurityGroups"}
+    assert set(denies) == vpc_denies | {"DenyJobsWithoutVolumeKey", "DenyJobsWithoutTrafficEncryption"}
+    for sid in vpc_denies:
+        assert set(denies[sid]["Action"]) == {
             "sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob",
             "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateModel",
         }  # fmt: skip
@@ -285,6 +286,16 @@ def test_jobs_and_models_must_run_in_the_platform_vpc(sandbox, role):
     assert len(subnets) == 2 and all("Workload" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
     groups = denies["DenyJobsInOtherSecurityGroups"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSecurityGroupIds"]
     assert len(groups) == 1 and "WorkloadSecurityGroup" in groups[0]["Fn::GetStackOutput"]["OutputName"]
+
+
+@pytest.mark.parametrize("role", ["PipelineExecutionRole", "StudioUserRole"])
+def test_jobs_must_encrypt_volumes_and_inter_node_traffic(sandbox, role):
+    denies = {s["Sid"]: s for s in role_statements(sandbox.template_json("Foundation"), role) if s["Effect"] == "Deny"}
+    jobs = {"sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"}
+    assert set(denies["DenyJobsWithoutVolumeKey"]["Action"]) == jobs
+    assert denies["DenyJobsWithoutVolumeKey"]["Condition"] == {"Null": {"sagemaker:VolumeKmsKey": "true"}}
+    assert set(denies["DenyJobsWithoutTrafficEncryption"]["Action"]) == jobs
+    assert denies["DenyJobsWithoutTrafficEncryption"]["Condition"] == {"Bool": {"sagemaker:InterContainerTrafficEncryption": "false"}}
 
 
 def test_job_role_reads_data_and_writes_artifacts_but_cannot_change_data(sandbox):

@@ -162,9 +162,18 @@ def test_job_role_reads_exactly_the_step_code_and_the_model_role_none(sandbox):
 
 def test_pipeline_role_may_register_in_its_group_only(sandbox):
     statements = policies_for(sandbox.template_json("ModelBuild"), "PipelineExecutionRole")
-    (register,) = [s for s in statements if "sagemaker:CreateModelPackage" in s["Action"]]
+    (register,) = [s for s in statements if s["Effect"] == "Allow" and "sagemaker:CreateModelPackage" in s["Action"]]
     resources = [r["Fn::Join"][1][-1] for r in register["Resource"]]
     assert resources == [":model-package-group/mlp-sandbox-models", ":model-package/mlp-sandbox-models/*"]
+
+
+def test_starting_a_pipeline_cannot_skip_manual_approval(sandbox, examples):
+    """ModelApprovalStatus is a run-time parameter; the role refuses anything but pending approval."""
+    statements = policies_for(sandbox.template_json("ModelBuild"), "PipelineExecutionRole")
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert set(deny["Action"]) == {"sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"}
+    assert deny["Condition"] == {"StringNotEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+    assert arn_tail(deny["Resource"]).endswith(":model-package/mlp-sandbox-models/*")
 
 
 def test_training_mode_from_config_reaches_the_deployed_definition(examples):
@@ -185,3 +194,46 @@ def test_deployed_body_is_the_validated_builder_output(sandbox):
         settings=load_config().pipeline,
         subnet_count=2,
     )
+
+
+def test_shared_accounts_can_fetch_the_artifacts_registered_packages_point_to(examples):
+    t = examples["dev"].template_json("Foundation")
+    bucket_id = next(k for k in resources_of(t, "AWS::S3::Bucket") if k.startswith("ModelBucket"))
+    policy = next(p for p in resources_of(t, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id})
+    (shared,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "SharedAccountsRead"]
+    assert json.dumps(shared["Principal"]).count("222222222222") == 1
+    assert shared["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert shared["Resource"]["Fn::Join"][1][-1] == "/mlp-dev-model-build/*/model/*"
+    key_id = next(k for k in resources_of(t, "AWS::KMS::Key") if k.startswith("ModelsKey"))
+    statements = resources_of(t, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]
+    (decrypt,) = [s for s in statements if s.get("Sid") == "SharedAccountsDecryptViaS3"]
+    assert decrypt["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+
+
+def test_nothing_is_shared_when_no_account_is_configured(sandbox):
+    t = sandbox.template_json("Foundation")
+    assert "SharedAccounts" not in json.dumps(t)
+
+
+def test_a_tampered_staged_tarball_is_replaced(tmp_path):
+    from ml_constructs import step_code
+
+    tarball = deterministic_tarball([STEPS / "train.py", STEPS / "inference.py"])
+    staged = step_code._stage(tarball)
+    staged.write_bytes(b"planted")
+    assert step_code._stage(tarball) == staged
+    assert staged.read_bytes() == tarball
+
+
+def test_pre_approved_registration_is_an_explicit_choice():
+    import aws_cdk as cdk
+    from aws_cdk import aws_iam as iam
+    from aws_cdk.assertions import Template
+
+    from ml_constructs.model_registry import ModelRegistry
+
+    stack = cdk.Stack(cdk.App(), "S")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    ModelRegistry(stack, "Registry", group_name="g", description="d").grant_register(role, allow_pre_approved=True)
+    assert '"Deny"' not in json.dumps(Template.from_stack(stack).to_json())

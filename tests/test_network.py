@@ -226,3 +226,34 @@ def test_flow_log_delivery_role_is_guarded_against_confused_deputies(sandbox):
     assert statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Join"][1][-1].endswith(":vpc-flow-log/*")
     (flow_log,) = resources_of(t, "AWS::EC2::FlowLog").values()
     assert flow_log["Properties"]["DeliverLogsPermissionArn"]["Fn::GetAtt"][0].startswith("NetworkFlowLogDeliveryRole")
+
+
+@pytest.mark.parametrize(
+    ("cidr", "az_count", "nat"),
+    [("10.0.0.0/22", 4, 4), ("10.0.0.0/22", 2, 0), ("10.0.0.0/16", 1, 1), ("172.16.0.0/19", 4, 0)],
+)
+def test_every_allowed_vpc_size_synthesizes(tmp_path, cidr, az_count, nat):
+    zones = [f"eu-west-1{c}" for c in "abcd"[:az_count]]
+    template = _network_template(
+        tmp_path,
+        ACCOUNT + f"network:\n  new_vpc: {{cidr: '{cidr}', az_count: {az_count}, nat_gateways: {nat}, availability_zones: {zones}}}\n",
+    )
+    subnets = resources_of(template.to_json(), "AWS::EC2::Subnet").values()
+    workload = [s for s in subnets if not s["Properties"]["MapPublicIpOnLaunch"]]
+    assert len(workload) == az_count
+    assert len(subnets) == az_count * (2 if nat else 1)
+
+
+@pytest.mark.parametrize(("gateway", "interface", "count"), [(False, True, 12), (True, False, 1), (False, False, 0)])
+def test_existing_vpc_can_keep_its_own_endpoints(tmp_path, gateway, interface, count):
+    template = _network_template(
+        tmp_path,
+        ACCOUNT
+        + "network:\n  existing_vpc:\n    vpc_id: vpc-0a1b2c3d4e5f60718\n"
+        "    subnet_ids: [subnet-0a1b2c3d4e5f60711]\n    availability_zones: [eu-west-1a]\n"
+        f"    route_table_ids: [rtb-0a1b2c3d4e5f60733]\n    create_s3_gateway_endpoint: {str(gateway).lower()}\n"
+        f"    create_interface_endpoints: {str(interface).lower()}\n",
+    )
+    endpoints = resources_of(template.to_json(), "AWS::EC2::VPCEndpoint").values()
+    assert len(endpoints) == count
+    assert sum(e["Properties"]["VpcEndpointType"] == "Gateway" for e in endpoints) == int(gateway)

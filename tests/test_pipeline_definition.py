@@ -374,3 +374,9 @@ def test_definition_snapshot(train_definition):
         if os.environ.get("UPDATE_SNAPSHOTS") != "1":
             pytest.fail(f"no snapshot yet: wrote {SNAPSHOT.name}; review and commit it")
     assert text == SNAPSHOT.read_text(encoding="utf-8")
+
+
+def test_local_run_reads_metrics_with_the_pipelines_regexes():
+    from pipeline_code import local_run, pipeline
+
+    assert local_run.METRIC_DEFINITIONS == {d["Name"]: d["Regex"] for d in pipeline.METRIC_DEFINITIONS}

@@ -68,6 +68,9 @@ def test_long_definitions_go_to_s3_resolved_at_deploy_time_and_pass_cdk_nag(tmp_
     assert location["Key"].startswith("pipeline-definitions/mlp-test-model-build/") and location["Key"].endswith(".json")
     (deployment_id, deployment), = resources_of(template, "Custom::CDKBucketDeployment").items()
     assert deployment_id in resource["DependsOn"]
+    # Only the deploy-time values are in the template; the definition itself ships as an asset.
     (markers,) = deployment["Properties"]["SourceMarkers"]
-    assert list(markers.values()) == [{"Fn::Sub": [DEFINITION, {"Bucket": {"Ref": "AWS::AccountId"}}]}]
+    assert sorted(markers.values(), key=json.dumps) == [{"Ref": "AWS::AccountId"}, {"Ref": "AWS::Region"}]
+    assert '"Steps"' not in json.dumps(template)
+    assert deployment["Properties"]["DestinationBucketKeyPrefix"] == "pipeline-definitions/mlp-test-model-build/"
     assert load_json(tmp_path / "validation-report.json")["pluginReports"][0]["violations"] == []
