@@ -162,6 +162,11 @@ class Checkpoints:
     """
 
     def __init__(self, directory: Optional[Path], fingerprint: str, algorithm: str, exit_after: int = 0):
+        # One sub-directory per data + hyperparameters: the parallel jobs of a tuning run may share
+        # one checkpoint location, and must never read or overwrite each other's files.
+        if directory is not None:
+            directory = directory / fingerprint[:16]
+            directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.fingerprint, self.algorithm = directory, fingerprint, algorithm
         self.exit_after, self.written = exit_after, 0
         self.files: List[str] = []

@@ -127,9 +127,11 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(datasets, tmp_path,
     )
     assert interrupted.returncode == train.INTERRUPTED_EXIT_CODE, interrupted.stderr
     assert "Train Accuracy" not in interrupted.stdout and not model_dir.exists()
-    manifest = json.loads((checkpoint_dir / "manifest.json").read_text())
+    (job_dir,) = checkpoint_dir.iterdir()  # one sub-directory per data + hyperparameters
+    manifest = json.loads((job_dir / "manifest.json").read_text())
     assert manifest["n_estimators_done"] == 6  # 2 chunks of 3 trees (30 trees in 10 chunks)
-    assert not [p for p in checkpoint_dir.iterdir() if p.name.endswith(".tmp")]
+    assert job_dir.name == manifest["fingerprint"][:16]
+    assert not [p for p in job_dir.iterdir() if p.name.endswith(".tmp")]
 
     resumed = run_main(train.main, [*args, "--checkpoint-dir", str(checkpoint_dir)], env=train_env(output_dir, model_dir))
     assert resumed.code == 0, resumed.err
@@ -165,21 +167,38 @@ def test_chunked_forest_equals_one_shot_fit(datasets, tmp_path):
     np.testing.assert_allclose(chunked.predict_proba(X), one_shot.predict_proba(X), rtol=0, atol=1e-12)
 
 
-def test_checkpoint_from_other_hyperparameters_is_ignored(datasets, tmp_path):
+def test_jobs_with_other_hyperparameters_keep_separate_checkpoints(datasets, tmp_path):
+    """Tuning jobs may share one checkpoint location: none may resume from, or overwrite, another's."""
     output_dir, target = datasets["binary-numeric"]
     first, _ = _train(output_dir, tmp_path, target, "--n-estimators", "10", name="same")
     assert first.code == 0
+    (first_dir,) = (tmp_path / "same" / "ckpt").iterdir()
+    first_files = {p.name: p.read_bytes() for p in first_dir.iterdir()}
     second, _ = _train(output_dir, tmp_path, target, "--n-estimators", "10", "--max-depth", "3", name="same")
     assert second.code == 0
-    assert "ignoring checkpoint from different data or hyperparameters" in second.out
     assert "resuming" not in second.out
+    assert len(list((tmp_path / "same" / "ckpt").iterdir())) == 2
+    assert {p.name: p.read_bytes() for p in first_dir.iterdir()} == first_files
+
+
+def test_checkpoint_with_a_foreign_fingerprint_is_ignored(datasets, tmp_path):
+    output_dir, target = datasets["binary-numeric"]
+    first, _ = _train(output_dir, tmp_path, target, "--n-estimators", "10", name="foreign")
+    assert first.code == 0
+    (job_dir,) = (tmp_path / "foreign" / "ckpt").iterdir()
+    manifest = json.loads((job_dir / "manifest.json").read_text())
+    (job_dir / "manifest.json").write_text(json.dumps({**manifest, "fingerprint": "0" * 64}))
+    second, _ = _train(output_dir, tmp_path, target, "--n-estimators", "10", name="foreign")
+    assert second.code == 0
+    assert "ignoring checkpoint from different data or hyperparameters" in second.out
 
 
 def test_unreadable_checkpoint_is_ignored(datasets, tmp_path):
     output_dir, target = datasets["binary-numeric"]
     first, _ = _train(output_dir, tmp_path, target, "--n-estimators", "10", name="broken")
     assert first.code == 0
-    (tmp_path / "broken" / "ckpt" / "forest-000005.joblib").write_bytes(b"truncated")
+    (job_dir,) = (tmp_path / "broken" / "ckpt").iterdir()
+    (job_dir / "forest-000005.joblib").write_bytes(b"truncated")
     second, model_dir = _train(output_dir, tmp_path, target, "--n-estimators", "10", name="broken")
     assert second.code == 0, second.err
     assert "ignoring unreadable checkpoint" in second.out
