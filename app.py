@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The SageMaker ML platform: one ``PlatformStage`` for the environment chosen with ``-c env=NAME``."""
 
+from __future__ import annotations
+
 import json
 import os
 import sys
@@ -14,9 +16,19 @@ from config.loader import DEFAULT_CONFIG_DIR
 from stacks.platform_stage import PlatformStage
 
 
-# CDK's built-in CloudFormation validation repeats what cfn-lint checks in the test suite (and in
-# `make lint`) and costs two seconds of every synth; cdk-nag stays on.
-SYNTH_OPTIONS = {"builtin_cloud_formation_validation": False}
+def make_app(*, outdir: str, context: dict | None = None) -> cdk.App:
+    """The CDK app as every synth here creates it (CLI, tests, benchmarks)."""
+    app = cdk.App(
+        outdir=outdir,
+        context=context,
+        # CDK's built-in CloudFormation validation repeats what cfn-lint checks in the test suite
+        # (and `make lint`) and costs two seconds of every synth; cdk-nag stays on.
+        builtin_cloud_formation_validation=False,
+        # Stack traces name jsii's random temp folder: without them two synths are byte-identical.
+        stack_traces=False,
+    )
+    app.node.set_context("aws:cdk:disable-creation-stack-traces", True)
+    return app
 
 
 def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> PlatformStage:
@@ -36,7 +48,7 @@ def cdk_json_context() -> dict:
 def main() -> None:
     # The CLI passes cdk.json's context itself; a plain `python app.py` reads it here.
     context = None if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
-    app = cdk.App(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"), context=context, **SYNTH_OPTIONS)
+    app = make_app(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"), context=context)
     try:
         build_app(app)
     except ConfigError as exc:

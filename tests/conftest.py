@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
-from app import SYNTH_OPTIONS, build_app, cdk_json_context  # noqa: E402
+from app import build_app, cdk_json_context, make_app  # noqa: E402
 from config.loader import DEFAULT_CONFIG_DIR  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def synthesize(outdir: Path, env: str | None = None, config_dir: Path | None = N
     context = cdk_json_context()
     if env:
         context["env"] = env
-    app = cdk.App(outdir=str(outdir), context=context, **SYNTH_OPTIONS)
+    app = make_app(outdir=str(outdir), context=context)
     stage = build_app(app, config_dir=config_dir or DEFAULT_CONFIG_DIR)
     assembly = app.synth()
     return Synthesized(stage=stage, outdir=outdir, assembly=assembly)
