@@ -300,6 +300,93 @@ class PipelineConfig(StrictModel):
         return self
 
 
+# Instance types Studio's JupyterLab and Code Editor apps accept (a subset of CloudFormation's
+# AppInstanceType list, which tests/test_studio.py checks them against).
+STUDIO_INSTANCE_TYPES = tuple(
+    f"ml.{family}.{size}"
+    for family, sizes in {
+        "t3": ("medium", "large", "xlarge", "2xlarge"),
+        "m5": ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge"),
+        "m6i": ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge"),
+        "c5": ("large", "xlarge", "2xlarge", "4xlarge", "9xlarge"),
+        "r5": ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge"),
+        "g5": ("xlarge", "2xlarge", "4xlarge", "8xlarge"),
+    }.items()
+    for size in sizes
+)
+PERSONAS = ("data_scientist", "lead")
+USER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+GIT_URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/\S+$")
+
+
+class StudioUser(StrictModel):
+    """One person: a user profile with the role of their persona."""
+
+    name: str
+    persona: Literal["data_scientist", "lead"] = "data_scientist"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not USER_NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a valid user profile name; allowed: 1-63 letters, digits and '-', starting and ending with a letter or digit")
+        return value
+
+
+class MlflowConfig(StrictModel):
+    """SageMaker managed MLflow tracking server for experiment tracking."""
+
+    enabled: bool = True
+    size: Literal["Small", "Medium", "Large"] = "Small"
+
+
+class StudioConfig(StrictModel):
+    """The VPC-only Studio domain, its users and experiment tracking."""
+
+    enabled: bool = True
+    default_instance_type: str = "ml.t3.medium"
+    # Apps idle this long are shut down (Studio's own limits: 60 minutes to a year).
+    idle_timeout_minutes: int = Field(default=120, ge=60, le=525_600)
+    notebook_output_sharing: bool = False
+    git_repositories: list[str] = Field(default_factory=list, max_length=30)
+    shared_spaces: list[str] = Field(default_factory=list)
+    users: list[StudioUser] = Field(default_factory=list)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+    @field_validator("default_instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if value not in STUDIO_INSTANCE_TYPES:
+            raise ValueError(f"{value!r} is not an instance type Studio apps run on; allowed: {', '.join(STUDIO_INSTANCE_TYPES)}")
+        return value
+
+    @field_validator("git_repositories")
+    @classmethod
+    def _git(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not GIT_URL_PATTERN.match(v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an https Git URL; allowed: URLs like 'https://github.com/org/repo.git'")
+        return value
+
+    @field_validator("shared_spaces")
+    @classmethod
+    def _spaces(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not USER_NAME_PATTERN.match(v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a valid space name; allowed: 1-63 letters, digits and '-'")
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate space names in {value}; allowed: each name once")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> StudioConfig:
+        names = [u.name for u in self.users]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise KeyedError("users", f"{duplicates} appear more than once; allowed: each user name once")
+        return self
+
+
 class PlatformConfig(StrictModel):
     """One environment of the platform (``config/environments/<name>.yaml``)."""
 
@@ -310,6 +397,7 @@ class PlatformConfig(StrictModel):
     # Cost-allocation tags applied to every taggable resource.
     tags: dict[str, str] = Field(default_factory=dict)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    studio: StudioConfig = Field(default_factory=StudioConfig)
     # What CloudFormation does with buckets, keys and log groups when the stack is deleted.
     stateful_resources_on_delete: Literal["retain", "destroy"] = "retain"
 

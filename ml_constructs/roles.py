@@ -150,6 +150,30 @@ class DutyRole(Construct):
             "whose ids SageMaker generates.",
         )
 
+    def allow_review_model_packages(self, *, group_name: str) -> None:
+        """Let this role list, inspect and approve or reject the packages of model package group ``group_name``."""
+        resources = [
+            self._sagemaker_arn(f"model-package-group/{group_name}"),
+            self._sagemaker_arn(f"model-package/{group_name}/*"),
+        ]
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:ListModelPackages",
+                    "sagemaker:UpdateModelPackage",
+                ],
+                resources=resources,
+            )
+        )
+        acknowledge_wildcards(
+            self,
+            resources=resources,
+            reason="Model package versions are numbered by SageMaker at registration; the group prefix is the "
+            "narrowest ARN available.",
+        )
+
     def allow_write_logs(self, *, log_group_prefix: str) -> None:
         """Let this role write to CloudWatch log groups whose names start with ``log_group_prefix``."""
         arn = cdk.Arn.format(

@@ -80,7 +80,8 @@ class FoundationStack(cdk.Stack):
                 pin_source_account=pin,
             )
 
-        self.studio_user_role = role("StudioUserRole", "Studio user execution role", SAGEMAKER)
+        self.studio_user_role = role("StudioUserRole", "Studio user execution role (data scientists)", SAGEMAKER)
+        self.studio_lead_role = role("StudioLeadRole", "Studio lead execution role (reviews and approves models)", SAGEMAKER)
         self.pipeline_role = role("PipelineExecutionRole", "SageMaker Pipelines execution role", SAGEMAKER)
         self.job_role = role("JobRole", "Processing and training job role", SAGEMAKER)
         self.model_role = role("ModelExecutionRole", "Model (endpoint and transform) execution role", SAGEMAKER)
@@ -115,17 +116,20 @@ class FoundationStack(cdk.Stack):
         self.data_bucket.grant_read(self.pipeline_role)
         self.models_key.grant_use_by_aws_resources(self.pipeline_role)
 
-        # Studio users: explore data, run VPC-bound experiments, start pipelines.
-        self.data_bucket.grant_read_write(self.studio_user_role)
-        self.model_bucket.grant_read(self.studio_user_role)
-        self.reports_bucket.grant_read(self.studio_user_role)
-        self.studio_key.grant_encrypt_decrypt(self.studio_user_role)
-        self.studio_user_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
-        self.studio_user_role.allow_start_pipelines()
-        self.job_role.grant_pass_role(self.studio_user_role)
-        self.model_role.grant_pass_role(self.studio_user_role)
-        self.models_key.grant_use_by_aws_resources(self.studio_user_role)
-        network.grant_manage_job_network_interfaces(self.studio_user_role)
+        # Studio personas: explore data, run VPC-bound experiments, start pipelines; leads also
+        # review and approve the registry's model packages.
+        for studio_role in (self.studio_user_role, self.studio_lead_role):
+            self.data_bucket.grant_read_write(studio_role)
+            self.model_bucket.grant_read(studio_role)
+            self.reports_bucket.grant_read(studio_role)
+            self.studio_key.grant_encrypt_decrypt(studio_role)
+            studio_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
+            studio_role.allow_start_pipelines()
+            self.job_role.grant_pass_role(studio_role)
+            self.model_role.grant_pass_role(studio_role)
+            self.models_key.grant_use_by_aws_resources(studio_role)
+            network.grant_manage_job_network_interfaces(studio_role)
+        self.studio_lead_role.allow_review_model_packages(group_name=f"{resource_prefix}-models")
 
         # Accounts the registry is shared with must be able to fetch what its packages point to.
         # Only the model artifacts (<pipeline>/<execution>/model/...), not the training splits beside them.
@@ -141,7 +145,8 @@ class FoundationStack(cdk.Stack):
             ("ModelBucketName", self.model_bucket.bucket_name, "Model artifacts"),
             ("CaptureBucketName", self.capture_bucket.bucket_name, "Endpoint data capture"),
             ("ReportsBucketName", self.reports_bucket.bucket_name, "Evaluation and drift reports"),
-            ("StudioUserRoleArn", self.studio_user_role.role_arn, "Studio user execution role"),
+            ("StudioUserRoleArn", self.studio_user_role.role_arn, "Studio data scientist execution role"),
+            ("StudioLeadRoleArn", self.studio_lead_role.role_arn, "Studio lead execution role"),
             ("PipelineExecutionRoleArn", self.pipeline_role.role_arn, "Pipeline execution role"),
         ]:
             cdk.CfnOutput(self, name, value=value, description=what)

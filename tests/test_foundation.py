@@ -11,7 +11,7 @@ from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
 from tests.conftest import resources_of
 
-ROLES = ["StudioUserRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole"]
+ROLES = ["StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole"]
 BUCKETS = ["DataBucket", "ModelBucket", "CaptureBucket", "ReportsBucket"]
 CRYPTO_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
@@ -21,11 +21,16 @@ def logical_id(template_json: dict, resource_type: str, prefix: str) -> str:
     return match
 
 
+def role_policies(template_json: dict) -> list[dict]:
+    """Inline policies and the customer-managed overflow policies CDK splits long ones into."""
+    return [*resources_of(template_json, "AWS::IAM::Policy").values(), *resources_of(template_json, "AWS::IAM::ManagedPolicy").values()]
+
+
 def role_statements(template_json: dict, role: str) -> list[dict]:
     role_id = logical_id(template_json, "AWS::IAM::Role", role)
     statements = []
-    for policy in resources_of(template_json, "AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+    for policy in role_policies(template_json):
+        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
             statements += policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
 
@@ -85,9 +90,10 @@ def test_account_root_administers_but_cannot_use_keys(sandbox, key):
 
 def test_key_policies_name_exactly_the_roles_that_use_them(sandbox):
     t = sandbox.template_json("Foundation")
-    assert key_users(t, "DataKey") == {"StudioUserRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
-    assert key_users(t, "ModelsKey") == {"StudioUserRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
-    assert key_users(t, "StudioKey") == {"StudioUserRole"}
+    studio = {"StudioUserRole", "StudioLeadRole"}
+    assert key_users(t, "DataKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
+    assert key_users(t, "ModelsKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
+    assert key_users(t, "StudioKey") == studio
 
 
 def test_kms_grants_are_only_for_aws_resources(sandbox):
@@ -201,7 +207,7 @@ def all_role_statements(sandbox) -> list[dict]:
     statements = []
     for stack_id in sandbox.stack_ids:
         t = sandbox.template_json(stack_id)
-        for policy in resources_of(t, "AWS::IAM::Policy").values():
+        for policy in role_policies(t):
             statements += policy["Properties"]["PolicyDocument"]["Statement"]
         for role in resources_of(t, "AWS::IAM::Role").values():
             for inline in role["Properties"].get("Policies", []):
@@ -235,7 +241,7 @@ def test_who_may_pass_which_role(sandbox):
 
     job, model = logical_id(t, "AWS::IAM::Role", "JobRole"), logical_id(t, "AWS::IAM::Role", "ModelExecutionRole")
     assert passable_by("PipelineExecutionRole") == {job, model}
-    assert passable_by("StudioUserRole") == {job, model}
+    assert passable_by("StudioUserRole") == passable_by("StudioLeadRole") == {job, model}
     assert passable_by("JobRole") == passable_by("ModelExecutionRole") == passable_by("SchedulerRole") == set()
 
 
@@ -270,7 +276,7 @@ def test_scheduler_role_can_only_start_this_environments_pipelines(sandbox):
     assert resources == [":pipeline/mlp-sandbox-*", ":pipeline/mlp-sandbox-*/execution/*"]
 
 
-@pytest.mark.parametrize("role", ["PipelineExecutionRole", "StudioUserRole"])
+@pytest.mark.parametrize("role", ["PipelineExecutionRole", "StudioUserRole", "StudioLeadRole"])
 def test_jobs_and_models_must_run_in_the_platform_vpc(sandbox, role):
     statements = role_statements(sandbox.template_json("Foundation"), role)
     denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
@@ -328,3 +334,14 @@ def test_encrypt_actions_are_explicit(sandbox):
     t = sandbox.template_json("Foundation")
     kms_actions = {a for s in role_statements(t, "JobRole") for a in as_list(s["Action"]) if a.startswith("kms:")}
     assert kms_actions == set(ENCRYPT_DECRYPT_ACTIONS) | {"kms:CreateGrant"}
+
+
+def test_only_leads_may_approve_model_packages(sandbox):
+    t = sandbox.template_json("Foundation")
+    approve = allowed(role_statements(t, "StudioLeadRole"), "sagemaker:UpdateModelPackage")
+    assert sorted(r["Fn::Join"][1][-1] for r in approve) == [
+        ":model-package-group/mlp-sandbox-models", ":model-package/mlp-sandbox-models/*",
+    ]  # fmt: skip
+    for role in ROLES:
+        if role != "StudioLeadRole":
+            assert not allowed(role_statements(t, role), "sagemaker:UpdateModelPackage"), role

@@ -1,0 +1,210 @@
+"""Custom-resource handler that empties a SageMaker Studio domain before CloudFormation deletes it.
+
+Runs under the CDK custom-resource Provider framework (``aws_cdk.custom_resources.Provider``):
+
+* ``on_event``   - Create/Update: nothing to do. Delete: request deletion of every live app of the domain.
+* ``is_complete`` - polled by the framework until it returns ``{"IsComplete": True}`` (or the Provider's total
+  timeout expires, which the framework reports to CloudFormation as FAILED). On Delete it
+  1. lists the domain's apps, (re-)requests deletion of any app that is not Deleted/Deleting and answers
+     ``False`` while any app is not yet Deleted;
+  2. only then lists the spaces, requests deletion of any space that is not already Deleting and answers
+     ``False`` while any space remains;
+  3. answers ``True`` when neither apps nor spaces remain, so CloudFormation can delete the user profiles
+     and the domain (which depend on this resource and are therefore deleted after it).
+
+Status handling
+---------------
+Apps:   ``Deleted`` = gone. ``Deleting`` = wait. ``InService``/``Pending``/``Failed`` = live: deletion is
+        (re-)requested on every poll and the poll answers ``False``. A ``Failed`` app is therefore retried, not
+        skipped (a Failed app still blocks deleting its user profile/space) and never counted as gone. If
+        SageMaker refuses that request with any error other than ``ResourceNotFound``/``ResourceInUse`` the
+        handler raises, and the framework reports FAILED. An app that keeps returning to ``Failed`` is retried
+        until the Provider's total timeout, which also ends in FAILED - never in a false success.
+Spaces: not listed = gone. ``Deleting`` = wait. Every other status (``InService``, ``Pending``, ``Updating``,
+        ``Failed``, ``Update_Failed``, ``Delete_Failed``) = deletion (re-)requested, poll answers ``False``.
+
+Errors
+------
+* ``ResourceNotFound`` from a delete call: the app/space is already gone - ignored.
+* ``ResourceNotFound`` from a list call: the domain no longer exists - nothing left to clean.
+* ``ResourceInUse`` from a delete call: SageMaker cannot delete it *yet* (e.g. an app still Pending, or a
+  space whose apps are not fully gone in an eventually consistent read). Logged, and the resource is still
+  counted as remaining, so the poll answers ``False`` and the deletion is retried on the next poll.
+* Any other ``ClientError`` (AccessDenied, Throttling after botocore's retries, Validation...) is raised as
+  :class:`StudioCleanupError` naming the domain and the app/space, so the framework reports FAILED.
+
+Only the standard library and boto3/botocore are used (Python 3.12 Lambda runtime).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+PHYSICAL_ID_PREFIX = "studio-cleanup-"
+
+APP_GONE = "Deleted"
+IN_PROGRESS = "Deleting"
+
+NOT_FOUND = "ResourceNotFound"
+IN_USE = "ResourceInUse"
+
+_CLIENT = None
+
+
+class StudioCleanupError(RuntimeError):
+    """Cleanup could not be done; raised so the Provider framework reports FAILED to CloudFormation."""
+
+
+def _client():
+    """The SageMaker client, created on first use (never at import time). Tests replace this function."""
+    global _CLIENT
+    if _CLIENT is None:
+        _CLIENT = boto3.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 10}))
+    return _CLIENT
+
+
+# --------------------------------------------------------------------------------------------------- handlers
+
+
+def on_event(event: dict, context: Any = None) -> dict:
+    request_type = event["RequestType"]
+    domain_id = _domain_id(event)
+    if request_type in ("Create", "Update"):
+        return {"PhysicalResourceId": f"{PHYSICAL_ID_PREFIX}{domain_id}"}
+    if request_type == "Delete":
+        print(f"[{domain_id}] Delete: requesting deletion of the domain's apps")
+        remaining = _delete_apps(domain_id)
+        print(f"[{domain_id}] {len(remaining)} app(s) not yet Deleted; spaces follow once they are gone")
+        return {"PhysicalResourceId": event["PhysicalResourceId"]}
+    raise StudioCleanupError(f"[{domain_id}] unknown RequestType {request_type!r}")
+
+
+def is_complete(event: dict, context: Any = None) -> dict:
+    request_type = event["RequestType"]
+    if request_type in ("Create", "Update"):
+        return {"IsComplete": True}
+    if request_type != "Delete":
+        raise StudioCleanupError(f"[{_domain_id(event)}] unknown RequestType {request_type!r}")
+
+    domain_id = _domain_id(event)
+    apps = _delete_apps(domain_id)
+    if apps:
+        print(f"[{domain_id}] waiting for {len(apps)} app(s): {', '.join(apps)}")
+        return {"IsComplete": False}
+
+    spaces = _delete_spaces(domain_id)
+    if spaces:
+        print(f"[{domain_id}] no apps left; waiting for {len(spaces)} space(s): {', '.join(spaces)}")
+        return {"IsComplete": False}
+
+    print(f"[{domain_id}] no apps and no spaces left: the domain can be deleted")
+    return {"IsComplete": True}
+
+
+# --------------------------------------------------------------------------------------------------- apps
+
+
+def _delete_apps(domain_id: str) -> list[str]:
+    """Request deletion of every live app; return labels of the apps that are not yet Deleted."""
+    remaining = []
+    for app in _list(domain_id, "list_apps", "Apps", "apps"):
+        status = app.get("Status")
+        label = _app_label(app)
+        if status == APP_GONE:
+            continue
+        if status == IN_PROGRESS:
+            remaining.append(f"{label} (Deleting)")
+            continue
+        print(f"[{domain_id}] deleting app {label} (was {status})")
+        if _request(domain_id, f"app {label}", _client().delete_app, **_app_key(domain_id, app)):
+            remaining.append(f"{label} ({status} -> delete requested)")
+    return remaining
+
+
+def _app_key(domain_id: str, app: dict) -> dict:
+    key = {"DomainId": domain_id, "AppType": app["AppType"], "AppName": app["AppName"]}
+    # DeleteApp takes exactly one owner: the space for space apps, else the user profile.
+    if app.get("SpaceName"):
+        key["SpaceName"] = app["SpaceName"]
+    else:
+        key["UserProfileName"] = app["UserProfileName"]
+    return key
+
+
+def _app_label(app: dict) -> str:
+    owner = f"space {app['SpaceName']}" if app.get("SpaceName") else f"user {app.get('UserProfileName')}"
+    return f"{app.get('AppType')}/{app.get('AppName')} of {owner}"
+
+
+# --------------------------------------------------------------------------------------------------- spaces
+
+
+def _delete_spaces(domain_id: str) -> list[str]:
+    """Request deletion of every space not already Deleting; return labels of the spaces that remain."""
+    remaining = []
+    for space in _list(domain_id, "list_spaces", "Spaces", "spaces"):
+        name, status = space["SpaceName"], space.get("Status")
+        if status == IN_PROGRESS:
+            remaining.append(f"{name} (Deleting)")
+            continue
+        print(f"[{domain_id}] deleting space {name} (was {status})")
+        if _request(domain_id, f"space {name}", _client().delete_space, DomainId=domain_id, SpaceName=name):
+            remaining.append(f"{name} ({status} -> delete requested)")
+    return remaining
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _domain_id(event: dict) -> str:
+    try:
+        domain_id = event["ResourceProperties"]["DomainId"]
+    except KeyError as err:
+        raise StudioCleanupError("ResourceProperties.DomainId is missing from the custom-resource event") from err
+    if not domain_id:
+        raise StudioCleanupError("ResourceProperties.DomainId is empty")
+    return domain_id
+
+
+def _list(domain_id: str, operation: str, key: str, what: str) -> list[dict]:
+    """All items of a paginated List* call for the domain (every page is read before anything is deleted);
+    an empty list if the domain no longer exists."""
+    items: list[dict] = []
+    kwargs: dict = {"DomainIdEquals": domain_id, "MaxResults": 100}
+    while True:
+        try:
+            page = getattr(_client(), operation)(**kwargs)
+        except ClientError as err:
+            if _code(err) == NOT_FOUND:
+                print(f"[{domain_id}] domain not found while listing {what}: nothing left to clean")
+                return []
+            raise StudioCleanupError(f"[{domain_id}] could not list the domain's {what}: {err}") from err
+        items.extend(page.get(key, []))
+        token = page.get("NextToken")
+        if not token:
+            return items
+        kwargs["NextToken"] = token
+
+
+def _request(domain_id: str, what: str, call: Callable[..., Any], **params: Any) -> bool:
+    """Call a Delete* API. Return True if the resource still exists (deletion requested or not yet possible)."""
+    try:
+        call(**params)
+        return True
+    except ClientError as err:
+        code = _code(err)
+        if code == NOT_FOUND:
+            print(f"[{domain_id}] {what} already gone")
+            return False
+        if code == IN_USE:
+            print(f"[{domain_id}] {what} cannot be deleted yet ({err}); will retry")
+            return True
+        raise StudioCleanupError(f"[{domain_id}] could not delete {what}: {err}") from err
+
+
+def _code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")

@@ -1,0 +1,341 @@
+"""Unit tests of the Studio-cleanup custom-resource handler (Lambda asset, loaded from its file).
+
+Every AWS answer comes from botocore's Stubber on a real SageMaker client, so no request leaves the process;
+a call that was not stubbed, or stubbed with other parameters, fails the test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+HANDLER = Path(__file__).resolve().parent.parent / "ml_constructs" / "studio_cleanup_handler" / "index.py"
+DOMAIN = "d-abc123xyz"
+PHYSICAL_ID = f"studio-cleanup-{DOMAIN}"
+
+
+def _load_handler():
+    spec = importlib.util.spec_from_file_location("studio_cleanup_handler_index", HANDLER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def handler():
+    """A fresh copy of the handler module (its client cache starts empty)."""
+    return _load_handler()
+
+
+@pytest.fixture
+def stub(handler, monkeypatch):
+    """A stubbed SageMaker client injected into the handler; every queued answer must be consumed."""
+    client = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    monkeypatch.setattr(handler, "_client", lambda: client)
+    with Stubber(client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def event(request_type: str, **extra) -> dict:
+    ev = {
+        "RequestType": request_type,
+        "ServiceToken": "arn:aws:lambda:eu-west-1:111111111111:function:provider",
+        "ResourceType": "Custom::StudioCleanup",
+        "LogicalResourceId": "StudioCleanup",
+        "RequestId": "req-1",
+        "StackId": "arn:aws:cloudformation:eu-west-1:111111111111:stack/s/1",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:eu-west-1:111111111111:function:provider", "DomainId": DOMAIN},
+    }
+    if request_type != "Create":
+        ev["PhysicalResourceId"] = PHYSICAL_ID
+    ev.update(extra)
+    return ev
+
+
+# ------------------------------------------------------------------------------------------- stub helpers
+
+
+def user_app(name: str, status: str, user: str = "alice", app_type: str = "JupyterServer") -> dict:
+    return {"DomainId": DOMAIN, "UserProfileName": user, "AppType": app_type, "AppName": name, "Status": status}
+
+
+def space_app(name: str, status: str, space: str = "team-space", app_type: str = "JupyterLab") -> dict:
+    return {"DomainId": DOMAIN, "SpaceName": space, "AppType": app_type, "AppName": name, "Status": status}
+
+
+def space(name: str, status: str) -> dict:
+    return {"DomainId": DOMAIN, "SpaceName": name, "Status": status}
+
+
+def expect_list(stubber: Stubber, operation: str, key: str, items: list[dict], token_in=None, token_out=None):
+    params = {"DomainIdEquals": DOMAIN, "MaxResults": 100}
+    if token_in:
+        params["NextToken"] = token_in
+    response = {key: items}
+    if token_out:
+        response["NextToken"] = token_out
+    stubber.add_response(operation, response, params)
+
+
+def expect_apps(stubber, apps, token_in=None, token_out=None):
+    expect_list(stubber, "list_apps", "Apps", apps, token_in, token_out)
+
+
+def expect_spaces(stubber, spaces, token_in=None, token_out=None):
+    expect_list(stubber, "list_spaces", "Spaces", spaces, token_in, token_out)
+
+
+def delete_app_params(app: dict) -> dict:
+    params = {"DomainId": DOMAIN, "AppType": app["AppType"], "AppName": app["AppName"]}
+    if "SpaceName" in app:
+        params["SpaceName"] = app["SpaceName"]
+    else:
+        params["UserProfileName"] = app["UserProfileName"]
+    return params
+
+
+def expect_delete_app(stubber, app, error: str | None = None):
+    if error:
+        stubber.add_client_error("delete_app", error, f"{error} for {app['AppName']}", 400, delete_app_params(app))
+    else:
+        stubber.add_response("delete_app", {}, delete_app_params(app))
+
+
+def expect_delete_space(stubber, name, error: str | None = None):
+    params = {"DomainId": DOMAIN, "SpaceName": name}
+    if error:
+        stubber.add_client_error("delete_space", error, f"{error} for {name}", 400, params)
+    else:
+        stubber.add_response("delete_space", {}, params)
+
+
+# ------------------------------------------------------------------------------------------- Create / Update
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_create_and_update_make_no_aws_call(handler, monkeypatch, request_type):
+    def no_client():
+        raise AssertionError("Create/Update must not touch AWS")
+
+    monkeypatch.setattr(handler, "_client", no_client)
+    assert handler.on_event(event(request_type), None) == {"PhysicalResourceId": PHYSICAL_ID}
+    assert handler.is_complete(event(request_type), None) == {"IsComplete": True}
+
+
+def test_no_client_is_created_at_import(handler):
+    assert handler._CLIENT is None
+
+
+def test_default_client_is_lazy_cached_and_retrying(handler, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    client = handler._client()
+    assert client.meta.service_model.service_name == "sagemaker"
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.config.retries["mode"] == "standard"
+    assert handler._client() is client
+
+
+def test_missing_domain_id_is_an_error(handler):
+    ev = event("Delete")
+    del ev["ResourceProperties"]["DomainId"]
+    with pytest.raises(handler.StudioCleanupError, match="DomainId"):
+        handler.on_event(ev, None)
+
+
+# ------------------------------------------------------------------------------------------- Delete: on_event
+
+
+def test_on_event_delete_deletes_live_apps_across_pages(handler, stub, capsys):
+    page1 = [
+        user_app("default", "InService", app_type="JupyterServer"),
+        user_app("datascience-1-0-ml-t3-medium", "Deleting", app_type="KernelGateway"),
+        space_app("default", "InService", space="team-space"),
+    ]
+    page2 = [
+        user_app("old", "Deleted", user="bob"),
+        space_app("lab", "Pending", space="bob-private", app_type="JupyterLab"),
+        user_app("broken", "Failed", user="bob", app_type="CodeEditor"),
+    ]
+    expect_apps(stub, page1, token_out="page-2")
+    expect_apps(stub, page2, token_in="page-2")
+    for app in (page1[0], page1[2], page2[1], page2[2]):  # not the Deleting or the Deleted one
+        expect_delete_app(stub, app)
+
+    assert handler.on_event(event("Delete"), None) == {"PhysicalResourceId": PHYSICAL_ID}
+    out = capsys.readouterr().out
+    assert "deleting app JupyterServer/default of user alice" in out
+    assert "deleting app JupyterLab/default of space team-space" in out
+
+
+def test_on_event_delete_sends_space_name_not_user_for_space_apps(handler, stub):
+    # A private-space app may carry its owner too: DeleteApp must then name the space only.
+    app = {**space_app("lab", "InService", space="alice-private"), "UserProfileName": "alice"}
+    expect_apps(stub, [app])
+    stub.add_response(
+        "delete_app", {}, {"DomainId": DOMAIN, "SpaceName": "alice-private", "AppType": "JupyterLab", "AppName": "lab"}
+    )
+    assert handler.on_event(event("Delete"), None) == {"PhysicalResourceId": PHYSICAL_ID}
+
+
+def test_on_event_delete_keeps_the_physical_id_it_is_given(handler, stub):
+    expect_apps(stub, [])
+    ev = event("Delete", PhysicalResourceId="some-older-id")
+    assert handler.on_event(ev, None) == {"PhysicalResourceId": "some-older-id"}
+
+
+def test_on_event_delete_of_a_domain_already_gone(handler, stub):
+    stub.add_client_error("list_apps", "ResourceNotFound", "domain not found", 400, {"DomainIdEquals": DOMAIN, "MaxResults": 100})
+    assert handler.on_event(event("Delete"), None) == {"PhysicalResourceId": PHYSICAL_ID}
+
+
+def test_on_event_ignores_an_app_already_gone(handler, stub):
+    app = user_app("default", "InService")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app, error="ResourceNotFound")
+    assert handler.on_event(event("Delete"), None) == {"PhysicalResourceId": PHYSICAL_ID}
+
+
+def test_on_event_access_denied_on_delete_app_escapes(handler, stub):
+    app = user_app("default", "InService", user="alice")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app, error="AccessDeniedException")
+    with pytest.raises(handler.StudioCleanupError) as caught:
+        handler.on_event(event("Delete"), None)
+    message = str(caught.value)
+    assert DOMAIN in message and "default" in message and "alice" in message and "AccessDenied" in message
+    assert isinstance(caught.value.__cause__, ClientError)
+
+
+# ------------------------------------------------------------------------------------------- Delete: is_complete
+
+
+def test_is_complete_waits_while_an_app_is_deleting_and_leaves_spaces_alone(handler, stub, capsys):
+    expect_apps(stub, [user_app("default", "Deleting"), user_app("gone", "Deleted")])
+    # No list_spaces is stubbed: any call to it would fail the test.
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+    assert "waiting for 1 app(s): JupyterServer/default of user alice (Deleting)" in capsys.readouterr().out
+
+
+def test_is_complete_requests_deletion_of_apps_still_live(handler, stub):
+    live = user_app("default", "InService")
+    expect_apps(stub, [live, user_app("gone", "Deleted")], token_out="t")
+    expect_apps(stub, [space_app("default", "Pending")], token_in="t")
+    expect_delete_app(stub, live)
+    expect_delete_app(stub, space_app("default", "Pending"))
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+
+
+def test_is_complete_deletes_spaces_once_all_apps_are_deleted(handler, stub, capsys):
+    expect_apps(stub, [user_app("default", "Deleted")], token_out="a2")
+    expect_apps(stub, [space_app("default", "Deleted")], token_in="a2")
+    expect_spaces(stub, [space("team-space", "InService"), space("leaving", "Deleting")], token_out="s2")
+    expect_spaces(stub, [space("alice-private", "InService")], token_in="s2")
+    expect_delete_space(stub, "team-space")
+    expect_delete_space(stub, "alice-private")
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+    out = capsys.readouterr().out
+    assert "deleting space team-space" in out and "waiting for 3 space(s)" in out
+
+
+def test_is_complete_waits_while_spaces_are_deleting(handler, stub):
+    expect_apps(stub, [])
+    expect_spaces(stub, [space("team-space", "Deleting")])
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+
+
+def test_is_complete_true_when_no_app_and_no_space_remain(handler, stub):
+    expect_apps(stub, [user_app("default", "Deleted"), space_app("default", "Deleted")])
+    expect_spaces(stub, [])
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": True}
+
+
+def test_is_complete_true_for_a_domain_already_gone(handler, stub):
+    not_found = {"DomainIdEquals": DOMAIN, "MaxResults": 100}
+    stub.add_client_error("list_apps", "ResourceNotFound", "domain not found", 400, not_found)
+    stub.add_client_error("list_spaces", "ResourceNotFound", "domain not found", 400, not_found)
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": True}
+
+
+def test_is_complete_ignores_app_and_space_already_gone(handler, stub):
+    app = user_app("default", "InService")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app, error="ResourceNotFound")
+    expect_spaces(stub, [space("team-space", "InService")])
+    expect_delete_space(stub, "team-space", error="ResourceNotFound")
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": True}
+
+
+def test_is_complete_access_denied_on_delete_app_escapes(handler, stub):
+    app = space_app("lab", "InService", space="team-space")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app, error="AccessDeniedException")
+    with pytest.raises(handler.StudioCleanupError) as caught:
+        handler.is_complete(event("Delete"), None)
+    message = str(caught.value)
+    assert DOMAIN in message and "lab" in message and "team-space" in message
+
+
+def test_is_complete_access_denied_on_delete_space_escapes(handler, stub):
+    expect_apps(stub, [])
+    expect_spaces(stub, [space("team-space", "InService")])
+    expect_delete_space(stub, "team-space", error="AccessDeniedException")
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*space team-space.*AccessDenied"):
+        handler.is_complete(event("Delete"), None)
+
+
+@pytest.mark.parametrize("operation", ["list_apps", "list_spaces"])
+def test_throttling_on_list_escapes(handler, stub, operation):
+    params = {"DomainIdEquals": DOMAIN, "MaxResults": 100}
+    if operation == "list_spaces":
+        expect_apps(stub, [])
+    stub.add_client_error(operation, "ThrottlingException", "Rate exceeded", 400, params)
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*Throttling"):
+        handler.is_complete(event("Delete"), None)
+
+
+def test_resource_in_use_on_delete_means_wait_not_success(handler, stub):
+    app = user_app("default", "Pending")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app, error="ResourceInUse")
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+
+    expect_apps(stub, [])
+    expect_spaces(stub, [space("team-space", "InService")])
+    expect_delete_space(stub, "team-space", error="ResourceInUse")
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+
+
+# ------------------------------------------------------------------------------------------- Failed states
+
+
+def test_failed_app_is_deleted_again_and_blocks_spaces_until_deleted(handler, stub):
+    failed = user_app("default", "Failed")
+    expect_apps(stub, [failed])
+    expect_delete_app(stub, failed)
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}  # no list_spaces yet
+
+    expect_apps(stub, [user_app("default", "Deleted")])
+    expect_spaces(stub, [])
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": True}
+
+
+def test_failed_app_whose_deletion_is_refused_raises(handler, stub):
+    failed = space_app("lab", "Failed", space="team-space")
+    expect_apps(stub, [failed])
+    expect_delete_app(stub, failed, error="ValidationException")
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*lab of space team-space.*ValidationException"):
+        handler.is_complete(event("Delete"), None)
+
+
+@pytest.mark.parametrize("status", ["Failed", "Delete_Failed", "Update_Failed", "Pending", "Updating"])
+def test_spaces_in_other_states_are_deleted_again(handler, stub, status):
+    expect_apps(stub, [])
+    expect_spaces(stub, [space("team-space", status)])
+    expect_delete_space(stub, "team-space")
+    assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
