@@ -380,6 +380,8 @@ class StudioConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_users(self) -> StudioConfig:
+        if self.shared_spaces and not self.users:
+            raise KeyedError("shared_spaces", "needs an owner; allowed: shared spaces with at least one user (the first owns them)")
         names = [u.name for u in self.users]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

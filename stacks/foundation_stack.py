@@ -17,6 +17,7 @@ from ml_constructs.roles import SAGEMAKER, DutyRole
 SCHEDULER = "scheduler.amazonaws.com"
 EVENTS = "events.amazonaws.com"
 SAGEMAKER_LOG_GROUPS = "/aws/sagemaker/"
+MLFLOW_PREFIX = "mlflow/"
 
 
 class FoundationStack(cdk.Stack):
@@ -26,6 +27,8 @@ class FoundationStack(cdk.Stack):
     :param resource_prefix: ``mlp-<env>``, used in key aliases and allowed resource names.
     :param destroy_stateful_resources: delete keys and buckets (with their objects) on stack
         delete. Default: ``False`` (retained).
+    :param mlflow_enabled: create the MLflow tracking server's role (its artifact store is the
+        model bucket's ``mlflow/`` prefix). Default: ``True``.
     :param models_shared_with_accounts: accounts that deploy this environment's registered models:
         they may read the model-build pipeline's artifacts and decrypt them through S3. Default: none.
     """
@@ -39,6 +42,7 @@ class FoundationStack(cdk.Stack):
         resource_prefix: str,
         destroy_stateful_resources: bool = False,
         models_shared_with_accounts: list[str] = (),
+        mlflow_enabled: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -86,6 +90,10 @@ class FoundationStack(cdk.Stack):
         self.job_role = role("JobRole", "Processing and training job role", SAGEMAKER)
         self.model_role = role("ModelExecutionRole", "Model (endpoint and transform) execution role", SAGEMAKER)
         self.scheduler_role = role("SchedulerRole", "EventBridge and Scheduler role", SCHEDULER, EVENTS, pin=True)
+        # The tracking server's role lives here because the models key's policy names it.
+        self.mlflow_role = role("MlflowRole", "SageMaker MLflow tracking server role", SAGEMAKER) if mlflow_enabled else None
+        if self.mlflow_role is not None:
+            self.model_bucket.grant_read_write(self.mlflow_role, prefix=MLFLOW_PREFIX)
 
         subnet_ids = network.workload_subnets.subnet_ids
         security_group_ids = [network.workload_security_group.security_group_id]

@@ -13,6 +13,7 @@ from config.schema import PlatformConfig
 from stacks.foundation_stack import FoundationStack
 from stacks.model_build_stack import ModelBuildStack, prefetch_pipeline_sdk
 from stacks.network_stack import NetworkStack
+from stacks.studio_stack import StudioStack
 
 ENVIRONMENT_TAG = "ml-platform:environment"
 
@@ -46,6 +47,7 @@ class PlatformStage(cdk.Stage):
             resource_prefix=prefix,
             destroy_stateful_resources=destroy,
             models_shared_with_accounts=config.pipeline.registry_shared_with_accounts,
+            mlflow_enabled=config.studio.enabled and config.studio.mlflow.enabled,
             description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
         )
 
@@ -60,6 +62,21 @@ class PlatformStage(cdk.Stage):
             description=f"ML platform {config.name}: model-build pipeline, registry, schedule, notifications",
         )
 
+        self.studio = (
+            StudioStack(
+                self,
+                "Studio",
+                network=self.network.network,
+                foundation=self.foundation,
+                settings=config.studio,
+                resource_prefix=prefix,
+                removal_policy=removal,
+                description=f"ML platform {config.name}: VPC-only Studio domain, user profiles, MLflow",
+            )
+            if config.studio.enabled
+            else None
+        )
+
         tags = cdk.Tags.of(self)
         tags.add(ENVIRONMENT_TAG, config.name)
         for key, value in sorted(config.tags.items()):
@@ -67,4 +84,4 @@ class PlatformStage(cdk.Stage):
 
     @property
     def stacks(self) -> list[cdk.Stack]:
-        return [self.network, self.foundation, self.model_build]
+        return [s for s in (self.network, self.foundation, self.model_build, self.studio) if s is not None]

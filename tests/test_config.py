@@ -286,3 +286,24 @@ def test_pipeline_defaults_match_the_reference_settings():
     assert pipeline.training_mode == "train" and pipeline.schedule is None
     assert (pipeline.accuracy_threshold, pipeline.max_run_minutes, pipeline.max_wait_minutes) == (0.7, 60, 120)
     assert (pipeline.tuning.max_jobs, pipeline.tuning.max_parallel_jobs, pipeline.tuning.early_stopping) == (10, 2, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "allowed"),
+    [
+        ("studio: {users: [{name: ann}, {name: ann, persona: lead}]}\n", "studio.users", "each user name once"),
+        ("studio: {users: [{name: ann, persona: admin}]}\n", "studio.users.0.persona", "'data_scientist' or 'lead'"),
+        ("studio: {default_instance_type: ml.t2.medium}\n", "studio.default_instance_type", "ml.t3.medium"),
+        ("studio: {idle_timeout_minutes: 30}\n", "studio.idle_timeout_minutes", "a number >= 60"),
+        ("studio: {idle_timeout_minutes: 600000}\n", "studio.idle_timeout_minutes", "a number <= 525600"),
+        ("studio: {git_repositories: ['git@github.com:org/repo.git']}\n", "studio.git_repositories", "https Git URL"),
+        ("studio: {git_repositories: ['http://github.com/org/repo.git']}\n", "studio.git_repositories", "https Git URL"),
+        ("studio: {users: [{name: 'ann smith'}]}\n", "studio.users.0.name", "letters, digits and '-'"),
+        ("studio: {shared_spaces: [team], users: []}\n", "studio.shared_spaces", "at least one user"),
+        ("studio: {mlflow: {size: Huge}}\n", "studio.mlflow.size", "'Small', 'Medium' or 'Large'"),
+    ],
+)
+def test_bad_studio_settings(tmp_path, text, key, allowed):
+    message = error_for(tmp_path, VALID + text)
+    assert f"  - {key}:" in message
+    assert allowed in message

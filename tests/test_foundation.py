@@ -11,7 +11,7 @@ from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
 from tests.conftest import resources_of
 
-ROLES = ["StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole"]
+ROLES = ["StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole", "MlflowRole"]
 BUCKETS = ["DataBucket", "ModelBucket", "CaptureBucket", "ReportsBucket"]
 CRYPTO_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
@@ -92,7 +92,7 @@ def test_key_policies_name_exactly_the_roles_that_use_them(sandbox):
     t = sandbox.template_json("Foundation")
     studio = {"StudioUserRole", "StudioLeadRole"}
     assert key_users(t, "DataKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
-    assert key_users(t, "ModelsKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
+    assert key_users(t, "ModelsKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MlflowRole"}
     assert key_users(t, "StudioKey") == studio
 
 
@@ -181,7 +181,8 @@ def test_every_stateful_resource_is_retained(sandbox):
                 assert resource.get("DeletionPolicy") == "Retain", name
                 assert resource.get("UpdateReplacePolicy") == "Retain", name
                 found += 1
-    assert found == 5 + 5 + 1 + 1  # buckets; data, models, studio, logs, notification keys; flow-log group; registry
+    # buckets; data, models, studio, logs, notification keys; flow-log and Studio-cleanup log groups; registry
+    assert found == 5 + 5 + 2 + 1
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ Errors
 * Any other ``ClientError`` (AccessDenied, Throttling after botocore's retries, Validation...) is raised as
   :class:`StudioCleanupError` naming the domain and the app/space, so the framework reports FAILED.
 
-Only the standard library and boto3/botocore are used (Python 3.12 Lambda runtime).
+Only the standard library and boto3/botocore are used (Python 3.12+ Lambda runtime).
 """
 
 from __future__ import annotations

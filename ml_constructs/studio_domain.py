@@ -1,0 +1,261 @@
+"""A VPC-only SageMaker Studio domain (IAM auth, new Studio experience) with per-person profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from ml_constructs.nag import acknowledge, acknowledge_wildcards
+
+CLEANUP_HANDLER_DIR = Path(__file__).resolve().parent / "studio_cleanup_handler"
+
+
+@dataclass(frozen=True)
+class StudioUserSpec:
+    """A person and the execution role of their persona."""
+
+    name: str
+    role: iam.IRole
+
+
+@dataclass(frozen=True)
+class AppDefaults:
+    """JupyterLab and Code Editor defaults for every user and shared space."""
+
+    instance_type: str
+    idle_timeout_minutes: int
+    git_repositories: list[str]
+
+
+class StudioDomain(Construct):
+    """Studio domain, user profiles, shared spaces and the cleanup that makes the domain deletable.
+
+    :param domain_name: the domain's name.
+    :param vpc_id: VPC the domain's apps run in (``VpcOnly``: no internet through SageMaker).
+    :param subnet_ids: private subnets for the apps.
+    :param security_group_id: security group for the domain and every user's apps.
+    :param kms_key_arn: customer key for the home file system and app volumes.
+    :param default_role: execution role of the default user settings and shared spaces.
+    :param apps: JupyterLab / Code Editor defaults (instance type, idle shutdown, Git repositories).
+    :param sharing_output_s3_uri: where shared notebooks go when output sharing is on.
+    :param sharing_kms_key_arn: the key for shared notebook output.
+    :param notebook_output_sharing: include cell output when users share notebooks. Default: ``False``.
+    :param users: one user profile each. Default: none.
+    :param shared_spaces: names of spaces shared by all users (owned by the first user). Default: none.
+    :param removal_policy: for the cleanup's log group. Default: ``RETAIN``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        domain_name: str,
+        vpc_id: str,
+        subnet_ids: list[str],
+        security_group_id: str,
+        kms_key_arn: str,
+        default_role: iam.IRole,
+        apps: AppDefaults,
+        sharing_output_s3_uri: str,
+        sharing_kms_key_arn: str,
+        notebook_output_sharing: bool = False,
+        users: list[StudioUserSpec] = (),
+        shared_spaces: list[str] = (),
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id_)
+        security_groups = [security_group_id]
+        jupyter_lab = {
+            "defaultResourceSpec": {"instanceType": apps.instance_type},
+            "codeRepositories": [{"repositoryUrl": url} for url in apps.git_repositories],
+            "appLifecycleManagement": _idle_shutdown(apps.idle_timeout_minutes),
+        }
+        code_editor = {
+            "defaultResourceSpec": {"instanceType": apps.instance_type},
+            "appLifecycleManagement": _idle_shutdown(apps.idle_timeout_minutes),
+        }
+        self.domain = sagemaker.CfnDomain(
+            self,
+            "Resource",
+            domain_name=domain_name,
+            auth_mode="IAM",
+            app_network_access_type="VpcOnly",
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            kms_key_id=kms_key_arn,
+            tag_propagation="ENABLED",
+            domain_settings={"securityGroupIds": security_groups, "executionRoleIdentityConfig": "USER_PROFILE_NAME"},
+            default_user_settings={
+                "executionRole": default_role.role_arn,
+                "securityGroups": security_groups,
+                # The new Studio experience; Studio Classic stays hidden.
+                "studioWebPortal": "ENABLED",
+                "defaultLandingUri": "studio::",
+                "studioWebPortalSettings": {"hiddenAppTypes": ["JupyterServer"]},
+                "sharingSettings": {
+                    "notebookOutputOption": "Allowed" if notebook_output_sharing else "Disabled",
+                    "s3OutputPath": sharing_output_s3_uri,
+                    "s3KmsKeyId": sharing_kms_key_arn,
+                },
+                "jupyterLabAppSettings": jupyter_lab,
+                "codeEditorAppSettings": code_editor,
+            },
+            default_space_settings={
+                "executionRole": default_role.role_arn,
+                "securityGroups": security_groups,
+                "jupyterLabAppSettings": jupyter_lab,
+            },
+        )
+        self.domain_id = self.domain.attr_domain_id
+        self.domain_url = self.domain.attr_url
+
+        self.user_profiles = {
+            user.name: sagemaker.CfnUserProfile(
+                self,
+                f"User-{user.name}",
+                domain_id=self.domain_id,
+                user_profile_name=user.name,
+                user_settings={"executionRole": user.role.role_arn, "securityGroups": security_groups},
+            )
+            for user in users
+        }
+        owner = users[0].name if users else None
+        self.spaces = {}
+        for name in shared_spaces:
+            space = sagemaker.CfnSpace(
+                self,
+                f"Space-{name}",
+                domain_id=self.domain_id,
+                space_name=name,
+                space_sharing_settings={"sharingType": "Shared"},
+                ownership_settings={"ownerUserProfileName": owner},
+                space_settings={"appType": "JupyterLab"},
+            )
+            space.add_dependency(self.user_profiles[owner])
+            self.spaces[name] = space
+
+        self.cleanup = self._cleanup(removal_policy)
+
+    def _cleanup(self, removal_policy: cdk.RemovalPolicy) -> cdk.CustomResource:
+        """Delete users' apps, then spaces, before CloudFormation deletes profiles and the domain."""
+        stack = cdk.Stack.of(self)
+        role = iam.Role(
+            self,
+            "CleanupRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Deletes the Studio domain's apps and spaces before the domain is deleted",
+        )
+        domain_resources = [
+            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.domain_id}/*")
+            for kind in ("app", "space")
+        ]
+        role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DeleteApp", "sagemaker:DeleteSpace"], resources=domain_resources))
+        # List calls support no resource-level permissions.
+        role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListApps", "sagemaker:ListSpaces"], resources=["*"]))
+        # One log group for the handlers and CDK's framework functions, one role without managed policies.
+        log_group = logs.LogGroup(self, "CleanupLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy)
+        log_group.grant_write(role)
+        # CDK's framework functions, with roles that carry no managed policy (two: one role for
+        # both would make the waiter state machine and its functions depend on each other).
+        framework_role, waiter_role = (
+            iam.Role(
+                self,
+                construct_id,
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"Runs CDK's custom-resource framework ({what}) for the Studio cleanup",
+            )
+            for construct_id, what in (("CleanupFrameworkRole", "on event"), ("CleanupWaiterRole", "is complete, timeout"))
+        )
+        log_group.grant_write(framework_role)
+        log_group.grant_write(waiter_role)
+        handlers = {}
+        for name in ("on_event", "is_complete"):
+            handlers[name] = lambda_.Function(
+                self,
+                f"Cleanup{name.title().replace('_', '')}",
+                runtime=lambda_.Runtime.PYTHON_3_14,
+                handler=f"index.{name}",
+                code=lambda_.Code.from_asset(str(CLEANUP_HANDLER_DIR)),
+                role=role,
+                timeout=cdk.Duration.minutes(5),
+                log_group=log_group,
+            )
+        provider = cr.Provider(
+            self,
+            "CleanupProvider",
+            on_event_handler=handlers["on_event"],
+            is_complete_handler=handlers["is_complete"],
+            query_interval=cdk.Duration.seconds(30),
+            total_timeout=cdk.Duration.hours(2),
+            framework_on_event_role=framework_role,
+            framework_complete_and_timeout_role=waiter_role,
+            log_group=log_group,
+        )
+        cleanup = cdk.CustomResource(
+            self, "Cleanup", service_token=provider.service_token, properties={"DomainId": self.domain_id}
+        )
+        # Depending on them means CloudFormation deletes the cleanup first, then profiles and spaces.
+        for resource in [*self.user_profiles.values(), *self.spaces.values()]:
+            cleanup.node.add_dependency(resource)
+        reason = (
+            "Cleanup handlers of the Studio domain: SageMaker names apps and spaces at run time, and "
+            "ListApps/ListSpaces have no resource-level permissions"
+        )
+        acknowledge_wildcards(role, resources=[*domain_resources, "*", f"{log_group.log_group_arn}:*"], reason=reason)
+        self._acknowledge_provider_framework(provider, framework_role, waiter_role, handlers.values())
+        return cleanup
+
+    @staticmethod
+    def _acknowledge_provider_framework(provider: cr.Provider, framework_role: iam.Role, waiter_role: iam.Role, handlers) -> None:
+        """CDK's custom-resource framework (its Lambdas and waiter state machine) as CDK builds it."""
+        reason = (
+            "CDK's custom-resource Provider framework, used only to run the Studio cleanup at stack delete: "
+            "its own functions use the basic Lambda execution policy and the Node runtime CDK ships, may invoke "
+            "any version of the two cleanup handlers, and its waiter state machine only polls is_complete"
+        )
+        findings = [
+            "AwsSolutions-L1",
+            "AwsSolutions-SF1",
+            "AwsSolutions-SF2",
+        ]
+        stack = cdk.Stack.of(provider)
+
+        def invoke_finding(function) -> str:
+            return f"AwsSolutions-IAM5[Resource::<{stack.resolve(stack.get_logical_id(function.node.default_child))}.Arn>:*]"
+
+        framework_functions = [provider.node.find_child("framework-isComplete"), provider.node.find_child("framework-onTimeout")]
+        # The waiter state machine (inside the provider) invokes the framework's functions.
+        for finding in findings + [invoke_finding(f) for f in framework_functions]:
+            acknowledge(provider, finding, reason)
+        # The framework functions invoke any version of the handlers and of each other.
+        for role in (framework_role, waiter_role):
+            for function in [*handlers, *framework_functions]:
+                acknowledge(role, invoke_finding(function), reason)
+        # CDK adds DependsOn on each function's role next to the GetAtt that already orders them.
+        for child in [*provider.node.find_all(), *(h.node.default_child for h in handlers)]:
+            if isinstance(child, cdk.CfnResource) and child.cfn_resource_type in (
+                "AWS::Lambda::Function",
+                "AWS::StepFunctions::StateMachine",
+            ):
+                child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+
+
+def _idle_shutdown(minutes: int) -> dict:
+    # Users may shorten the timeout, not lengthen it past the platform's setting.
+    return {
+        "idleSettings": {
+            "lifecycleManagement": "ENABLED",
+            "idleTimeoutInMinutes": minutes,
+            "minIdleTimeoutInMinutes": 60,
+            "maxIdleTimeoutInMinutes": minutes,
+        }
+    }

@@ -1,0 +1,88 @@
+"""Studio deployment unit: the VPC-only domain, user profiles, shared spaces and MLflow."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from config.schema import StudioConfig
+from ml_constructs.mlflow_server import MlflowTrackingServer
+from ml_constructs.network import PrivateNetwork
+from ml_constructs.studio_domain import AppDefaults, StudioDomain, StudioUserSpec
+from stacks.foundation_stack import MLFLOW_PREFIX, FoundationStack
+
+
+class StudioStack(cdk.Stack):
+    """Where data scientists work.
+
+    :param network: private subnets and the workload security group.
+    :param foundation: keys, buckets and the persona roles.
+    :param settings: the environment's ``studio`` configuration.
+    :param resource_prefix: ``mlp-<env>``: the domain's name and the parameters' path.
+    :param removal_policy: for the cleanup's log group. Default: ``RETAIN``. (The domain's home
+        EFS is always retained: SageMaker keeps it when CloudFormation deletes the domain.)
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        network: PrivateNetwork,
+        foundation: FoundationStack,
+        settings: StudioConfig,
+        resource_prefix: str,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        # Imported by name so grants made here are policies of this stack (no cycle with the foundation).
+        persona_roles = {
+            "data_scientist": iam.Role.from_role_name(self, "DataScientistRole", foundation.studio_user_role.role.role_name),
+            "lead": iam.Role.from_role_name(self, "LeadRole", foundation.studio_lead_role.role.role_name),
+        }
+        self.domain = StudioDomain(
+            self,
+            "Domain",
+            domain_name=resource_prefix,
+            vpc_id=network.vpc.vpc_id,
+            subnet_ids=network.workload_subnets.subnet_ids,
+            security_group_id=network.workload_security_group.security_group_id,
+            kms_key_arn=foundation.studio_key.key_arn,
+            default_role=persona_roles["data_scientist"],
+            apps=AppDefaults(
+                instance_type=settings.default_instance_type,
+                idle_timeout_minutes=settings.idle_timeout_minutes,
+                git_repositories=list(settings.git_repositories),
+            ),
+            sharing_output_s3_uri=foundation.data_bucket.s3_url("studio-sharing/"),
+            sharing_kms_key_arn=foundation.data_key.key_arn,
+            notebook_output_sharing=settings.notebook_output_sharing,
+            users=[StudioUserSpec(name=u.name, role=persona_roles[u.persona]) for u in settings.users],
+            shared_spaces=list(settings.shared_spaces),
+            removal_policy=removal_policy,
+        )
+
+        self.mlflow = None
+        if settings.mlflow.enabled and foundation.mlflow_role is not None:
+            self.mlflow = MlflowTrackingServer(
+                self,
+                "Mlflow",
+                server_name=f"{resource_prefix}-mlflow",
+                artifact_store_uri=foundation.model_bucket.s3_url(MLFLOW_PREFIX),
+                role=foundation.mlflow_role.role,
+                size=settings.mlflow.size,
+            )
+            pipeline_role = iam.Role.from_role_name(self, "PipelineRole", foundation.pipeline_role.role.role_name)
+            for role in (*persona_roles.values(), pipeline_role):
+                self.mlflow.grant_use(role)
+            cdk.CfnOutput(self, "MlflowTrackingServerArn", value=self.mlflow.server_arn, description="MLflow tracking URI for mlflow.set_tracking_uri")
+
+        for name, value, what in [
+            ("domain-id", self.domain.domain_id, "Studio domain id"),
+            ("domain-url", self.domain.domain_url, "Studio domain URL"),
+        ]:
+            ssm.StringParameter(self, f"{name.title().replace('-', '')}Parameter", parameter_name=f"/{resource_prefix}/studio/{name}", string_value=value, description=what)
+            cdk.CfnOutput(self, name.title().replace("-", ""), value=value, description=what)

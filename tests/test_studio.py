@@ -1,0 +1,203 @@
+"""Studio stack: VPC-only domain, personas, idle shutdown, sharing, MLflow and a teardown that works."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+from app import cdk_json_context
+from config import load_config
+from config.schema import STUDIO_INSTANCE_TYPES
+from stacks.platform_stage import PlatformStage
+from tests.conftest import resources_of
+
+
+def only(template_json: dict, resource_type: str) -> tuple[str, dict]:
+    ((logical_id, resource),) = resources_of(template_json, resource_type).items()
+    return logical_id, resource
+
+
+def output_of(value) -> str:
+    """The cross-stack output a value is read from (Fn::GetStackOutput)."""
+    return value["Fn::GetStackOutput"]["OutputName"]
+
+
+@pytest.fixture(scope="module")
+def studio(sandbox) -> dict:
+    return sandbox.template_json("Studio")
+
+
+@pytest.fixture(scope="module")
+def dev_studio(examples) -> dict:
+    return examples["dev"].template_json("Studio")
+
+
+def test_domain_is_vpc_only_with_iam_auth_and_the_studio_key(studio):
+    _, domain = only(studio, "AWS::SageMaker::Domain")
+    props = domain["Properties"]
+    assert props["AuthMode"] == "IAM"
+    assert props["AppNetworkAccessType"] == "VpcOnly"
+    assert "StudioKey" in output_of(props["KmsKeyId"])
+    assert "NetworkVpc" in output_of(props["VpcId"])
+    assert [("Workload" in output_of(s)) for s in props["SubnetIds"]] == [True, True]
+    assert props["TagPropagation"] == "ENABLED"
+    assert not resources_of(studio, "AWS::SageMaker::App")
+
+
+def test_security_groups_at_domain_and_user_level(studio):
+    _, domain = only(studio, "AWS::SageMaker::Domain")
+    props = domain["Properties"]
+    (domain_group,) = props["DomainSettings"]["SecurityGroupIds"]
+    (user_group,) = props["DefaultUserSettings"]["SecurityGroups"]
+    (space_group,) = props["DefaultSpaceSettings"]["SecurityGroups"]
+    assert domain_group == user_group == space_group
+    assert "WorkloadSecurityGroup" in output_of(domain_group)
+
+
+def test_new_studio_experience_only(studio):
+    settings = only(studio, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
+    assert settings["StudioWebPortal"] == "ENABLED"
+    assert settings["DefaultLandingUri"] == "studio::"
+    assert settings["StudioWebPortalSettings"]["HiddenAppTypes"] == ["JupyterServer"]
+
+
+def test_default_users_run_as_data_scientists(studio):
+    props = only(studio, "AWS::SageMaker::Domain")[1]["Properties"]
+    role = json.dumps(props["DefaultUserSettings"]["ExecutionRole"])
+    assert "StudioUserRole" in role and role == json.dumps(props["DefaultSpaceSettings"]["ExecutionRole"])
+
+
+def test_idle_shutdown_is_on_by_default(studio):
+    settings = only(studio, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
+    for app in ("JupyterLabAppSettings", "CodeEditorAppSettings"):
+        idle = settings[app]["AppLifecycleManagement"]["IdleSettings"]
+        assert idle == {"LifecycleManagement": "ENABLED", "IdleTimeoutInMinutes": 120, "MinIdleTimeoutInMinutes": 60, "MaxIdleTimeoutInMinutes": 120}
+        assert settings[app]["DefaultResourceSpec"] == {"InstanceType": "ml.t3.medium"}
+
+
+def test_sharing_settings_follow_config(studio, dev_studio):
+    sandbox = only(studio, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]["SharingSettings"]
+    dev = only(dev_studio, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]["SharingSettings"]
+    assert (sandbox["NotebookOutputOption"], dev["NotebookOutputOption"]) == ("Disabled", "Allowed")
+    assert "DataBucket" in json.dumps(dev["S3OutputPath"]) and dev["S3OutputPath"]["Fn::Join"][1][-1] == "/studio-sharing/"
+    assert "DataKey" in output_of(dev["S3KmsKeyId"])
+
+
+def test_apps_get_the_configured_instance_git_and_idle_timeout(dev_studio):
+    settings = only(dev_studio, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]["JupyterLabAppSettings"]
+    assert settings["DefaultResourceSpec"] == {"InstanceType": "ml.t3.large"}
+    assert settings["CodeRepositories"] == [{"RepositoryUrl": "https://github.com/example-org/ml-experiments.git"}]
+    assert settings["AppLifecycleManagement"]["IdleSettings"]["IdleTimeoutInMinutes"] == 180
+
+
+def test_one_profile_per_person_with_the_personas_role(dev_studio):
+    profiles = {p["Properties"]["UserProfileName"]: p["Properties"] for p in resources_of(dev_studio, "AWS::SageMaker::UserProfile").values()}
+    assert set(profiles) == {"alice", "bob"}
+    assert "StudioLeadRole" in json.dumps(profiles["alice"]["UserSettings"]["ExecutionRole"])
+    assert "StudioUserRole" in json.dumps(profiles["bob"]["UserSettings"]["ExecutionRole"])
+    for profile in profiles.values():
+        (group,) = profile["UserSettings"]["SecurityGroups"]
+        assert "WorkloadSecurityGroup" in output_of(group)
+
+
+def test_shared_spaces_come_from_config(studio, dev_studio):
+    assert not resources_of(studio, "AWS::SageMaker::Space")
+    _, space = only(dev_studio, "AWS::SageMaker::Space")
+    assert space["Properties"]["SpaceName"] == "team-space"
+    assert space["Properties"]["SpaceSharingSettings"] == {"SharingType": "Shared"}
+    assert space["Properties"]["OwnershipSettings"] == {"OwnerUserProfileName": "alice"}
+
+
+def _profile_ids(tmp_path: Path, users: str) -> dict[str, dict]:
+    (tmp_path / "team.yaml").write_text(
+        'account: "123456789012"\nregion: eu-west-1\nnetwork: {new_vpc: {availability_zones: [eu-west-1a, eu-west-1b]}}\n'
+        f"studio: {{users: {users}}}\n"
+    )
+    stage = PlatformStage(cdk.App(context=cdk_json_context()), "Team", config=load_config("team", config_dir=tmp_path))
+    template = Template.from_stack(stage.studio).to_json()
+    return {k: v for k, v in resources_of(template, "AWS::SageMaker::UserProfile").items()}
+
+
+def test_adding_or_removing_a_person_touches_only_that_profile(tmp_path):
+    before = _profile_ids(tmp_path, "[{name: ann}, {name: ben, persona: lead}]")
+    after = _profile_ids(tmp_path, "[{name: ben, persona: lead}, {name: cat}]")
+    (ben,) = set(before) & set(after)
+    assert before[ben] == after[ben]
+    assert {v["Properties"]["UserProfileName"] for k, v in before.items() if k not in after} == {"ann"}
+    assert {v["Properties"]["UserProfileName"] for k, v in after.items() if k not in before} == {"cat"}
+
+
+def test_cleanup_runs_before_profiles_spaces_and_domain_are_deleted(dev_studio):
+    (cleanup_id, cleanup), = resources_of(dev_studio, "AWS::CloudFormation::CustomResource").items()
+    domain_id, _ = only(dev_studio, "AWS::SageMaker::Domain")
+    assert cleanup["Properties"]["DomainId"] == {"Fn::GetAtt": [domain_id, "DomainId"]}
+    dependents = set(resources_of(dev_studio, "AWS::SageMaker::UserProfile")) | set(resources_of(dev_studio, "AWS::SageMaker::Space"))
+    # CloudFormation deletes a resource before what it depends on: the cleanup goes first.
+    assert dependents and dependents <= set(cleanup["DependsOn"])
+    for dependent in dependents:
+        assert cleanup_id not in dev_studio["Resources"][dependent].get("DependsOn", [])
+
+
+def test_cleanup_handlers_poll_for_long_enough_with_a_scoped_role(dev_studio):
+    functions = {f["Properties"]["Handler"]: f["Properties"] for f in resources_of(dev_studio, "AWS::Lambda::Function").values()}
+    assert {"index.on_event", "index.is_complete"} <= set(functions)
+    (machine,) = resources_of(dev_studio, "AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":240' in definition  # 2 hours
+    role_id = functions["index.on_event"]["Role"]["Fn::GetAtt"][0]
+    statements = [s for p in resources_of(dev_studio, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    delete = next(s for s in statements if "sagemaker:DeleteApp" in s["Action"])
+    domain = {"Fn::GetAtt": [only(dev_studio, "AWS::SageMaker::Domain")[0], "DomainId"]}
+    assert [(r["Fn::Join"][1][0].rsplit(":", 1)[-1], *r["Fn::Join"][1][1:]) for r in delete["Resource"]] == [
+        ("app/", domain, "/*"), ("space/", domain, "/*"),
+    ]  # fmt: skip
+
+
+def test_mlflow_tracking_server_and_who_may_use_it(dev_studio, examples):
+    _, server = only(dev_studio, "AWS::SageMaker::MlflowTrackingServer")
+    props = server["Properties"]
+    assert props["TrackingServerSize"] == "Medium" and props["TrackingServerName"] == "mlp-dev-mlflow"
+    assert props["ArtifactStoreUri"]["Fn::Join"][1][-1] == "/mlflow/" and "ModelBucket" in json.dumps(props["ArtifactStoreUri"])
+    assert "MlflowRole" in output_of(props["RoleArn"])
+    users = {}
+    for policy in resources_of(dev_studio, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "sagemaker-mlflow:LogMetric" in statement["Action"]:
+                assert statement["Resource"].endswith(":mlflow-tracking-server/mlp-dev-mlflow")
+                users[json.dumps(policy["Properties"]["Roles"])] = statement
+    assert len(users) == 3  # data scientists, leads and the pipeline
+    foundation = examples["dev"].template_json("Foundation")
+    role_id = next(k for k in resources_of(foundation, "AWS::IAM::Role") if k.startswith("MlflowRole"))
+    statements = [s for p in resources_of(foundation, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    puts = [s["Resource"] for s in statements if "s3:PutObject" in s["Action"]]
+    assert [r["Fn::Join"][1][-1] for r in puts] == ["/mlflow/*"]
+
+
+def test_domain_id_and_url_are_published(studio):
+    parameters = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in resources_of(studio, "AWS::SSM::Parameter").values()}
+    domain_id, _ = only(studio, "AWS::SageMaker::Domain")
+    assert parameters == {
+        "/mlp-sandbox/studio/domain-id": {"Fn::GetAtt": [domain_id, "DomainId"]},
+        "/mlp-sandbox/studio/domain-url": {"Fn::GetAtt": [domain_id, "Url"]},
+    }
+
+
+def test_studio_and_mlflow_can_be_switched_off(tmp_path):
+    (tmp_path / "sandbox.yaml").write_text("studio: {mlflow: {enabled: false}}\n")
+    stage = PlatformStage(cdk.App(context=cdk_json_context()), "S", config=load_config("sandbox", config_dir=tmp_path))
+    template = Template.from_stack(stage.studio).to_json()
+    assert not resources_of(template, "AWS::SageMaker::MlflowTrackingServer")
+    assert stage.foundation.mlflow_role is None
+    (tmp_path / "sandbox.yaml").write_text("studio: {enabled: false}\n")
+    stage = PlatformStage(cdk.App(context=cdk_json_context()), "T", config=load_config("sandbox", config_dir=tmp_path))
+    assert stage.studio is None and [s.node.id for s in stage.stacks] == ["Network", "Foundation", "ModelBuild"]
+
+
+def test_allowed_instance_types_are_ones_studio_accepts():
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::SageMaker::Domain").schema
+    assert set(STUDIO_INSTANCE_TYPES) <= set(schema["definitions"]["AppInstanceType"]["enum"])
