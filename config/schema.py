@@ -316,6 +316,7 @@ STUDIO_INSTANCE_TYPES = tuple(
 )
 PERSONAS = ("data_scientist", "lead")
 USER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+LIFECYCLE_CONFIG_ARN_PATTERN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:studio-lifecycle-config/[A-Za-z0-9\-]+$")
 GIT_URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/\S+$")
 
 
@@ -352,6 +353,21 @@ class StudioConfig(StrictModel):
     shared_spaces: list[str] = Field(default_factory=list)
     users: list[StudioUser] = Field(default_factory=list)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    # Studio lifecycle configurations (ARNs) offered to JupyterLab and Code Editor apps.
+    lifecycle_config_arns: list[str] = Field(default_factory=list, max_length=30)
+    # What happens to the users' home EFS when the domain is deleted: retained (SageMaker's default) or deleted.
+    home_efs_on_delete: Literal["retain", "delete"] = "retain"
+
+    @field_validator("lifecycle_config_arns")
+    @classmethod
+    def _lifecycle_configs(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not LIFECYCLE_CONFIG_ARN_PATTERN.match(v)]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not a Studio lifecycle configuration ARN; allowed: "
+                "'arn:aws:sagemaker:<region>:<account>:studio-lifecycle-config/<name>'"
+            )
+        return value
 
     @field_validator("default_instance_type")
     @classmethod

@@ -33,6 +33,7 @@ class AppDefaults:
     instance_type: str
     idle_timeout_minutes: int
     git_repositories: list[str]
+    lifecycle_config_arns: list[str] = ()
 
 
 class StudioDomain(Construct):
@@ -51,6 +52,8 @@ class StudioDomain(Construct):
     :param users: one user profile each. Default: none.
     :param shared_spaces: names of spaces shared by all users (owned by the first user). Default: none.
     :param removal_policy: for the cleanup's log group. Default: ``RETAIN``.
+    :param delete_home_efs: on stack delete, let the cleanup delete the profiles and the domain itself
+        with the home EFS. Default: ``False``: SageMaker retains the home EFS with the users' files.
     """
 
     def __init__(
@@ -71,17 +74,21 @@ class StudioDomain(Construct):
         users: list[StudioUserSpec] = (),
         shared_spaces: list[str] = (),
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        delete_home_efs: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         security_groups = [security_group_id]
+        lifecycle = {"lifecycleConfigArns": list(apps.lifecycle_config_arns)} if apps.lifecycle_config_arns else {}
         jupyter_lab = {
             "defaultResourceSpec": {"instanceType": apps.instance_type},
             "codeRepositories": [{"repositoryUrl": url} for url in apps.git_repositories],
             "appLifecycleManagement": _idle_shutdown(apps.idle_timeout_minutes),
+            **lifecycle,
         }
         code_editor = {
             "defaultResourceSpec": {"instanceType": apps.instance_type},
             "appLifecycleManagement": _idle_shutdown(apps.idle_timeout_minutes),
+            **lifecycle,
         }
         self.domain = sagemaker.CfnDomain(
             self,
@@ -143,9 +150,9 @@ class StudioDomain(Construct):
             space.add_dependency(self.user_profiles[owner])
             self.spaces[name] = space
 
-        self.cleanup = self._cleanup(removal_policy)
+        self.cleanup = self._cleanup(removal_policy, delete_home_efs)
 
-    def _cleanup(self, removal_policy: cdk.RemovalPolicy) -> cdk.CustomResource:
+    def _cleanup(self, removal_policy: cdk.RemovalPolicy, delete_home_efs: bool) -> cdk.CustomResource:
         """Delete users' apps, then spaces, before CloudFormation deletes profiles and the domain."""
         stack = cdk.Stack.of(self)
         role = iam.Role(
@@ -161,6 +168,15 @@ class StudioDomain(Construct):
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DeleteApp", "sagemaker:DeleteSpace"], resources=domain_resources))
         # List calls support no resource-level permissions.
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListApps", "sagemaker:ListSpaces"], resources=["*"]))
+        if delete_home_efs:
+            domain_arn = stack.format_arn(service="sagemaker", resource="domain", resource_name=self.domain_id)
+            profiles_arn = stack.format_arn(service="sagemaker", resource="user-profile", resource_name=f"{self.domain_id}/*")
+            domain_resources.append(profiles_arn)
+            role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DeleteUserProfile"], resources=[profiles_arn]))
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["sagemaker:DeleteDomain", "sagemaker:DescribeDomain"], resources=[domain_arn])
+            )
+            role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListUserProfiles"], resources=["*"]))
         # One log group for the handlers and CDK's framework functions, one role without managed policies.
         log_group = logs.LogGroup(self, "CleanupLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy)
         log_group.grant_write(role)
@@ -201,7 +217,10 @@ class StudioDomain(Construct):
             log_group=log_group,
         )
         cleanup = cdk.CustomResource(
-            self, "Cleanup", service_token=provider.service_token, properties={"DomainId": self.domain_id}
+            self,
+            "Cleanup",
+            service_token=provider.service_token,
+            properties={"DomainId": self.domain_id, "DeleteHomeEfs": "true" if delete_home_efs else "false"},
         )
         # Depending on them means CloudFormation deletes the cleanup first, then profiles and spaces.
         for resource in [*self.user_profiles.values(), *self.spaces.values()]:

@@ -21,8 +21,8 @@ class StudioStack(cdk.Stack):
     :param foundation: keys, buckets and the persona roles.
     :param settings: the environment's ``studio`` configuration.
     :param resource_prefix: ``mlp-<env>``: the domain's name and the parameters' path.
-    :param removal_policy: for the cleanup's log group. Default: ``RETAIN``. (The domain's home
-        EFS is always retained: SageMaker keeps it when CloudFormation deletes the domain.)
+    :param removal_policy: for the cleanup's log group. Default: ``RETAIN``. (The home EFS
+        follows ``settings.home_efs_on_delete``.)
     """
 
     def __init__(
@@ -56,6 +56,7 @@ class StudioStack(cdk.Stack):
                 instance_type=settings.default_instance_type,
                 idle_timeout_minutes=settings.idle_timeout_minutes,
                 git_repositories=list(settings.git_repositories),
+                lifecycle_config_arns=list(settings.lifecycle_config_arns),
             ),
             sharing_output_s3_uri=foundation.data_bucket.s3_url("studio-sharing/"),
             sharing_kms_key_arn=foundation.data_key.key_arn,
@@ -63,6 +64,7 @@ class StudioStack(cdk.Stack):
             users=[StudioUserSpec(name=u.name, role=persona_roles[u.persona]) for u in settings.users],
             shared_spaces=list(settings.shared_spaces),
             removal_policy=removal_policy,
+            delete_home_efs=settings.home_efs_on_delete == "delete",
         )
 
         self.mlflow = None

@@ -301,6 +301,8 @@ def test_pipeline_defaults_match_the_reference_settings():
         ("studio: {users: [{name: 'ann smith'}]}\n", "studio.users.0.name", "letters, digits and '-'"),
         ("studio: {shared_spaces: [team], users: []}\n", "studio.shared_spaces", "at least one user"),
         ("studio: {mlflow: {size: Huge}}\n", "studio.mlflow.size", "'Small', 'Medium' or 'Large'"),
+        ("studio: {home_efs_on_delete: shred}\n", "studio.home_efs_on_delete", "'retain' or 'delete'"),
+        ("studio: {lifecycle_config_arns: ['pip-mirror']}\n", "studio.lifecycle_config_arns", "studio-lifecycle-config/<name>"),
     ],
 )
 def test_bad_studio_settings(tmp_path, text, key, allowed):

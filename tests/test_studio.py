@@ -201,3 +201,38 @@ def test_studio_and_mlflow_can_be_switched_off(tmp_path):
 def test_allowed_instance_types_are_ones_studio_accepts():
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::SageMaker::Domain").schema
     assert set(STUDIO_INSTANCE_TYPES) <= set(schema["definitions"]["AppInstanceType"]["enum"])
+
+
+def _studio_template(tmp_path: Path, studio_yaml: str) -> dict:
+    (tmp_path / "sandbox.yaml").write_text(f"studio: {studio_yaml}\n")
+    stage = PlatformStage(cdk.App(context=cdk_json_context()), "S", config=load_config("sandbox", config_dir=tmp_path))
+    return Template.from_stack(stage.studio).to_json()
+
+
+def cleanup_policy_actions(template: dict) -> set[str]:
+    cleanup_role = next(k for k in resources_of(template, "AWS::IAM::Role") if k.startswith("DomainCleanupRole"))
+    return {
+        a
+        for p in resources_of(template, "AWS::IAM::Policy").values()
+        if {"Ref": cleanup_role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+
+
+def test_home_efs_is_retained_unless_config_says_delete(studio, tmp_path):
+    (cleanup,) = resources_of(studio, "AWS::CloudFormation::CustomResource").values()
+    assert cleanup["Properties"]["DeleteHomeEfs"] == "false"
+    assert not {"sagemaker:DeleteDomain", "sagemaker:DeleteUserProfile"} & cleanup_policy_actions(studio)
+    deleting = _studio_template(tmp_path, "{home_efs_on_delete: delete}")
+    (cleanup,) = resources_of(deleting, "AWS::CloudFormation::CustomResource").values()
+    assert cleanup["Properties"]["DeleteHomeEfs"] == "true"
+    assert {"sagemaker:DeleteDomain", "sagemaker:DescribeDomain", "sagemaker:DeleteUserProfile", "sagemaker:ListUserProfiles"} <= cleanup_policy_actions(deleting)
+
+
+def test_lifecycle_configurations_are_offered_to_both_apps(tmp_path):
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:studio-lifecycle-config/pip-mirror"
+    template = _studio_template(tmp_path, f"{{lifecycle_config_arns: ['{arn}']}}")
+    settings = only(template, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
+    assert settings["JupyterLabAppSettings"]["LifecycleConfigArns"] == [arn]
+    assert settings["CodeEditorAppSettings"]["LifecycleConfigArns"] == [arn]
