@@ -339,3 +339,267 @@ def test_spaces_in_other_states_are_deleted_again(handler, stub, status):
     expect_spaces(stub, [space("team-space", status)])
     expect_delete_space(stub, "team-space")
     assert handler.is_complete(event("Delete"), None) == {"IsComplete": False}
+
+
+# ------------------------------------------------------------------------------------------- home-EFS deletion mode
+
+DOMAIN_OPS = {"ListUserProfiles", "DeleteUserProfile", "DescribeDomain", "DeleteDomain"}
+NOT_FOUND_LIST = {"DomainIdEquals": DOMAIN, "MaxResults": 100}
+
+
+@pytest.fixture
+def calls(stub):
+    """Names of the SageMaker operations the handler called, in order (recorded before the Stubber checks them)."""
+    made: list[str] = []
+    stub.client.meta.events.register("before-parameter-build.sagemaker", lambda model, **_: made.append(model.name))
+    return made
+
+
+def efs_event(request_type: str = "Delete", value="true") -> dict:
+    ev = event(request_type)
+    ev["ResourceProperties"]["DeleteHomeEfs"] = value
+    return ev
+
+
+def profile(name: str, status: str) -> dict:
+    return {"DomainId": DOMAIN, "UserProfileName": name, "Status": status}
+
+
+def expect_profiles(stubber, profiles, token_in=None, token_out=None):
+    expect_list(stubber, "list_user_profiles", "UserProfiles", profiles, token_in, token_out)
+
+
+def expect_delete_profile(stubber, name, error: str | None = None):
+    params = {"DomainId": DOMAIN, "UserProfileName": name}
+    if error:
+        stubber.add_client_error("delete_user_profile", error, f"{error} for {name}", 400, params)
+    else:
+        stubber.add_response("delete_user_profile", {}, params)
+
+
+def expect_describe_domain(stubber, status: str | None = None, error: str | None = None, failure_reason: str = ""):
+    if error:
+        stubber.add_client_error("describe_domain", error, f"{error} for {DOMAIN}", 400, {"DomainId": DOMAIN})
+        return
+    response = {"DomainId": DOMAIN, "Status": status}
+    if failure_reason:
+        response["FailureReason"] = failure_reason
+    stubber.add_response("describe_domain", response, {"DomainId": DOMAIN})
+
+
+def expect_delete_domain(stubber, error: str | None = None):
+    params = {"DomainId": DOMAIN, "RetentionPolicy": {"HomeEfsFileSystem": "Delete"}}
+    if error:
+        stubber.add_client_error("delete_domain", error, f"{error} for {DOMAIN}", 400, params)
+    else:
+        stubber.add_response("delete_domain", {}, params)
+
+
+def expect_empty_domain(stubber):
+    """Apps, spaces and profiles all gone (the domain itself still exists)."""
+    expect_apps(stubber, [user_app("default", "Deleted")])
+    expect_spaces(stubber, [])
+    expect_profiles(stubber, [])
+
+
+@pytest.mark.parametrize("properties", [{}, {"DeleteHomeEfs": "false"}, {"DeleteHomeEfs": "False"}])
+def test_default_mode_never_touches_profiles_or_the_domain(handler, stub, calls, properties):
+    ev = event("Delete")
+    ev["ResourceProperties"].update(properties)
+    expect_apps(stub, [user_app("default", "Deleted")])
+    expect_spaces(stub, [space("team-space", "InService")])
+    expect_delete_space(stub, "team-space", error="ResourceNotFound")
+    assert handler.is_complete(ev, None) == {"IsComplete": True}
+    assert calls == ["ListApps", "ListSpaces", "DeleteSpace"]
+    assert not DOMAIN_OPS & set(calls)
+
+
+def test_default_mode_on_event_delete_deletes_apps_only(handler, stub, calls):
+    app = user_app("default", "InService")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app)
+    assert handler.on_event(efs_event(value="false"), None) == {"PhysicalResourceId": PHYSICAL_ID}
+    assert calls == ["ListApps", "DeleteApp"]
+
+
+def test_efs_mode_on_event_delete_still_deletes_apps_only(handler, stub, calls, capsys):
+    app = user_app("default", "InService")
+    expect_apps(stub, [app])
+    expect_delete_app(stub, app)
+    assert handler.on_event(efs_event(), None) == {"PhysicalResourceId": PHYSICAL_ID}
+    assert calls == ["ListApps", "DeleteApp"]
+    assert "home EFS deleted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", " True ", True])
+def test_delete_home_efs_accepts_true_in_any_case(handler, value):
+    assert handler._delete_home_efs(efs_event(value=value)) is True
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update", "Delete"])
+@pytest.mark.parametrize("value", ["yes", "1", "", "retain", None])
+def test_invalid_delete_home_efs_is_rejected_before_any_aws_call(handler, monkeypatch, request_type, value):
+    def no_client():
+        raise AssertionError("an invalid DeleteHomeEfs must be rejected before any AWS call")
+
+    monkeypatch.setattr(handler, "_client", no_client)
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*DeleteHomeEfs"):
+        handler.on_event(efs_event(request_type, value=value), None)
+    if request_type == "Delete":
+        with pytest.raises(handler.StudioCleanupError, match="DeleteHomeEfs"):
+            handler.is_complete(efs_event(request_type, value=value), None)
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_efs_mode_create_and_update_make_no_aws_call(handler, monkeypatch, request_type):
+    def no_client():
+        raise AssertionError("Create/Update must not touch AWS")
+
+    monkeypatch.setattr(handler, "_client", no_client)
+    assert handler.on_event(efs_event(request_type), None) == {"PhysicalResourceId": PHYSICAL_ID}
+    assert handler.is_complete(efs_event(request_type), None) == {"IsComplete": True}
+
+
+def test_efs_mode_leaves_profiles_alone_while_apps_or_spaces_remain(handler, stub, calls):
+    expect_apps(stub, [user_app("default", "Deleting")])
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+
+    expect_apps(stub, [])
+    expect_spaces(stub, [space("team-space", "Deleting")])
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+    assert calls == ["ListApps", "ListApps", "ListSpaces"]
+
+
+def test_efs_mode_deletes_profiles_across_pages_once_apps_and_spaces_are_gone(handler, stub, calls, capsys):
+    expect_apps(stub, [user_app("default", "Deleted")])
+    expect_spaces(stub, [])
+    expect_profiles(stub, [profile("alice", "InService"), profile("bob", "Deleting")], token_out="p2")
+    expect_profiles(stub, [profile("carol", "Failed"), profile("dave", "Delete_Failed")], token_in="p2")
+    for name in ("alice", "carol", "dave"):  # not bob, already Deleting
+        expect_delete_profile(stub, name)
+    # No describe_domain / delete_domain is stubbed: the domain waits for its profiles.
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+    assert calls == ["ListApps", "ListSpaces", "ListUserProfiles", "ListUserProfiles"] + ["DeleteUserProfile"] * 3
+    out = capsys.readouterr().out
+    assert "deleting user profile alice (was InService)" in out and "waiting for 4 profile(s)" in out
+
+
+def test_efs_mode_waits_while_a_profile_is_deleting(handler, stub, calls):
+    expect_apps(stub, [])
+    expect_spaces(stub, [])
+    expect_profiles(stub, [profile("alice", "Deleting")])
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+    assert calls == ["ListApps", "ListSpaces", "ListUserProfiles"]
+
+
+def test_efs_mode_profile_in_use_is_retried_not_counted_as_gone(handler, stub):
+    expect_apps(stub, [])
+    expect_spaces(stub, [])
+    expect_profiles(stub, [profile("alice", "InService")])
+    expect_delete_profile(stub, "alice", error="ResourceInUse")
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+
+
+def test_efs_mode_profile_already_gone_lets_the_domain_be_deleted(handler, stub, calls):
+    expect_apps(stub, [])
+    expect_spaces(stub, [])
+    expect_profiles(stub, [profile("alice", "InService")])
+    expect_delete_profile(stub, "alice", error="ResourceNotFound")
+    expect_describe_domain(stub, "InService")
+    expect_delete_domain(stub)
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+    assert calls[-2:] == ["DescribeDomain", "DeleteDomain"]
+
+
+def test_efs_mode_access_denied_on_delete_profile_escapes(handler, stub):
+    expect_apps(stub, [])
+    expect_spaces(stub, [])
+    expect_profiles(stub, [profile("alice", "InService")])
+    expect_delete_profile(stub, "alice", error="AccessDeniedException")
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*user profile alice.*AccessDenied") as caught:
+        handler.is_complete(efs_event(), None)
+    assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_efs_mode_throttling_on_list_profiles_escapes(handler, stub):
+    expect_apps(stub, [])
+    expect_spaces(stub, [])
+    stub.add_client_error("list_user_profiles", "ThrottlingException", "Rate exceeded", 400, NOT_FOUND_LIST)
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*user profiles.*Throttling"):
+        handler.is_complete(efs_event(), None)
+
+
+def test_efs_mode_deletes_the_domain_with_its_efs_and_waits_until_it_is_gone(handler, stub, calls, capsys):
+    # Poll 1: nothing left in the domain -> DeleteDomain with RetentionPolicy Delete, not complete yet.
+    expect_empty_domain(stub)
+    expect_describe_domain(stub, "InService")
+    expect_delete_domain(stub)
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+    assert "deleting domain d-abc123xyz with its home EFS (was InService)" in capsys.readouterr().out
+
+    # Poll 2: Deleting -> wait, and no second DeleteDomain.
+    expect_empty_domain(stub)
+    expect_describe_domain(stub, "Deleting")
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+
+    # Poll 3: the domain is gone (every call answers ResourceNotFound) -> complete.
+    for operation in ("list_apps", "list_spaces", "list_user_profiles"):
+        stub.add_client_error(operation, "ResourceNotFound", "domain not found", 400, NOT_FOUND_LIST)
+    expect_describe_domain(stub, error="ResourceNotFound")
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": True}
+
+    assert calls.count("DeleteDomain") == 1
+    assert calls.index("DeleteDomain") > calls.index("ListUserProfiles")
+
+
+def test_efs_mode_raises_when_the_domain_deletion_failed(handler, stub, calls):
+    expect_empty_domain(stub)
+    reason = "Unable to delete EFS fs-0123: mount target in use"
+    expect_describe_domain(stub, "Delete_Failed", failure_reason=reason)
+    with pytest.raises(handler.StudioCleanupError) as caught:
+        handler.is_complete(efs_event(), None)
+    message = str(caught.value)
+    assert DOMAIN in message and "Delete_Failed" in message and reason in message
+    assert "DeleteDomain" not in calls
+
+
+def test_efs_mode_delete_failed_without_a_reason_still_raises(handler, stub):
+    expect_empty_domain(stub)
+    expect_describe_domain(stub, "Delete_Failed")
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*no FailureReason given"):
+        handler.is_complete(efs_event(), None)
+
+
+@pytest.mark.parametrize("status", ["Failed", "Update_Failed", "Pending", "Updating"])
+def test_efs_mode_requests_deletion_of_a_domain_in_other_states(handler, stub, status):
+    expect_empty_domain(stub)
+    expect_describe_domain(stub, status)
+    expect_delete_domain(stub)
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+
+
+def test_efs_mode_domain_in_use_is_retried(handler, stub):
+    expect_empty_domain(stub)
+    expect_describe_domain(stub, "InService")
+    expect_delete_domain(stub, error="ResourceInUse")
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": False}
+
+
+def test_efs_mode_domain_gone_on_delete_is_complete(handler, stub):
+    expect_empty_domain(stub)
+    expect_describe_domain(stub, "InService")
+    expect_delete_domain(stub, error="ResourceNotFound")
+    assert handler.is_complete(efs_event(), None) == {"IsComplete": True}
+
+
+@pytest.mark.parametrize("operation", ["describe_domain", "delete_domain"])
+def test_efs_mode_access_denied_on_the_domain_escapes(handler, stub, operation):
+    expect_empty_domain(stub)
+    if operation == "describe_domain":
+        expect_describe_domain(stub, error="AccessDeniedException")
+    else:
+        expect_describe_domain(stub, "InService")
+        expect_delete_domain(stub, error="AccessDeniedException")
+    with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*domain {DOMAIN}.*AccessDenied") as caught:
+        handler.is_complete(efs_event(), None)
+    assert isinstance(caught.value.__cause__, ClientError)

@@ -2,15 +2,36 @@
 
 Runs under the CDK custom-resource Provider framework (``aws_cdk.custom_resources.Provider``):
 
-* ``on_event``   - Create/Update: nothing to do. Delete: request deletion of every live app of the domain.
+* ``on_event``   - Create/Update: nothing to do but validate the properties. Delete: request deletion of every
+  live app of the domain.
 * ``is_complete`` - polled by the framework until it returns ``{"IsComplete": True}`` (or the Provider's total
   timeout expires, which the framework reports to CloudFormation as FAILED). On Delete it
   1. lists the domain's apps, (re-)requests deletion of any app that is not Deleted/Deleting and answers
      ``False`` while any app is not yet Deleted;
   2. only then lists the spaces, requests deletion of any space that is not already Deleting and answers
      ``False`` while any space remains;
-  3. answers ``True`` when neither apps nor spaces remain, so CloudFormation can delete the user profiles
-     and the domain (which depend on this resource and are therefore deleted after it).
+  3. by default answers ``True`` when neither apps nor spaces remain, so CloudFormation can delete the user
+     profiles and the domain (which depend on this resource and are therefore deleted after it). SageMaker
+     then RETAINS the domain's home EFS file system (CloudFormation's domain delete uses the default
+     retention).
+
+Home-EFS deletion mode
+----------------------
+With the resource property ``"DeleteHomeEfs": "true"`` (a string, as CloudFormation passes every property;
+``"true"``/``"false"`` in any case, absent = ``"false"``; any other value is rejected on Create/Update/Delete)
+step 3 is replaced by:
+
+  3. once apps and spaces are gone, list the user profiles (``ListUserProfiles``, every page), request deletion
+     of every profile that is not already Deleting and answer ``False`` while any profile remains;
+  4. then delete the domain itself with ``RetentionPolicy={"HomeEfsFileSystem": "Delete"}``, so SageMaker
+     deletes the home EFS with it. Each poll first calls ``DescribeDomain``: ``ResourceNotFound`` = gone,
+     answer ``True``; ``Deleting`` = wait (``False``, no new delete request); ``Delete_Failed`` = raise, naming
+     the domain and its ``FailureReason``; any other status = request ``DeleteDomain`` (normally once, as the
+     domain is Deleting from then on) and answer ``False``.
+
+  ``True`` is answered only when the domain is gone. CloudFormation then deletes the user-profile and domain
+  resources, which are already gone; its handlers treat that as a successful delete. This mode deletes every
+  user's files irrevocably: it is meant for disposable (dev/test) domains.
 
 Status handling
 ---------------
@@ -22,16 +43,20 @@ Apps:   ``Deleted`` = gone. ``Deleting`` = wait. ``InService``/``Pending``/``Fai
         until the Provider's total timeout, which also ends in FAILED - never in a false success.
 Spaces: not listed = gone. ``Deleting`` = wait. Every other status (``InService``, ``Pending``, ``Updating``,
         ``Failed``, ``Update_Failed``, ``Delete_Failed``) = deletion (re-)requested, poll answers ``False``.
+Profiles (home-EFS mode only): as spaces - not listed = gone, ``Deleting`` = wait, any other status = deletion
+        (re-)requested.
+Domain (home-EFS mode only): see step 4 above.
 
 Errors
 ------
-* ``ResourceNotFound`` from a delete call: the app/space is already gone - ignored.
-* ``ResourceNotFound`` from a list call: the domain no longer exists - nothing left to clean.
+* ``ResourceNotFound`` from a delete call: the app/space/profile/domain is already gone - ignored.
+* ``ResourceNotFound`` from a list call or from ``DescribeDomain``: the domain no longer exists - nothing left
+  to clean.
 * ``ResourceInUse`` from a delete call: SageMaker cannot delete it *yet* (e.g. an app still Pending, or a
-  space whose apps are not fully gone in an eventually consistent read). Logged, and the resource is still
-  counted as remaining, so the poll answers ``False`` and the deletion is retried on the next poll.
+  space/profile whose apps are not fully gone in an eventually consistent read). Logged, and the resource is
+  still counted as remaining, so the poll answers ``False`` and the deletion is retried on the next poll.
 * Any other ``ClientError`` (AccessDenied, Throttling after botocore's retries, Validation...) is raised as
-  :class:`StudioCleanupError` naming the domain and the app/space, so the framework reports FAILED.
+  :class:`StudioCleanupError` naming the domain and the app/space/profile, so the framework reports FAILED.
 
 Only the standard library and boto3/botocore are used (Python 3.12+ Lambda runtime).
 """
@@ -48,6 +73,10 @@ PHYSICAL_ID_PREFIX = "studio-cleanup-"
 
 APP_GONE = "Deleted"
 IN_PROGRESS = "Deleting"
+DOMAIN_DELETE_FAILED = "Delete_Failed"
+
+DELETE_HOME_EFS = "DeleteHomeEfs"
+DELETE_EFS_RETENTION = {"HomeEfsFileSystem": "Delete"}
 
 NOT_FOUND = "ResourceNotFound"
 IN_USE = "ResourceInUse"
@@ -73,10 +102,12 @@ def _client():
 def on_event(event: dict, context: Any = None) -> dict:
     request_type = event["RequestType"]
     domain_id = _domain_id(event)
+    delete_home_efs = _delete_home_efs(event)  # validated on every request, so a bad value fails the deploy
     if request_type in ("Create", "Update"):
         return {"PhysicalResourceId": f"{PHYSICAL_ID_PREFIX}{domain_id}"}
     if request_type == "Delete":
-        print(f"[{domain_id}] Delete: requesting deletion of the domain's apps")
+        mode = "profiles and domain follow, home EFS deleted" if delete_home_efs else "home EFS retained"
+        print(f"[{domain_id}] Delete ({mode}): requesting deletion of the domain's apps")
         remaining = _delete_apps(domain_id)
         print(f"[{domain_id}] {len(remaining)} app(s) not yet Deleted; spaces follow once they are gone")
         return {"PhysicalResourceId": event["PhysicalResourceId"]}
@@ -91,6 +122,7 @@ def is_complete(event: dict, context: Any = None) -> dict:
         raise StudioCleanupError(f"[{_domain_id(event)}] unknown RequestType {request_type!r}")
 
     domain_id = _domain_id(event)
+    delete_home_efs = _delete_home_efs(event)
     apps = _delete_apps(domain_id)
     if apps:
         print(f"[{domain_id}] waiting for {len(apps)} app(s): {', '.join(apps)}")
@@ -101,8 +133,16 @@ def is_complete(event: dict, context: Any = None) -> dict:
         print(f"[{domain_id}] no apps left; waiting for {len(spaces)} space(s): {', '.join(spaces)}")
         return {"IsComplete": False}
 
-    print(f"[{domain_id}] no apps and no spaces left: the domain can be deleted")
-    return {"IsComplete": True}
+    if not delete_home_efs:
+        print(f"[{domain_id}] no apps and no spaces left: the domain can be deleted")
+        return {"IsComplete": True}
+
+    profiles = _delete_user_profiles(domain_id)
+    if profiles:
+        print(f"[{domain_id}] no apps or spaces left; waiting for {len(profiles)} profile(s): {', '.join(profiles)}")
+        return {"IsComplete": False}
+
+    return {"IsComplete": _delete_domain(domain_id)}
 
 
 # --------------------------------------------------------------------------------------------------- apps
@@ -157,7 +197,65 @@ def _delete_spaces(domain_id: str) -> list[str]:
     return remaining
 
 
+# --------------------------------------------------------------------------------------------------- profiles
+
+
+def _delete_user_profiles(domain_id: str) -> list[str]:
+    """Request deletion of every user profile not already Deleting; return labels of the profiles that remain."""
+    remaining = []
+    for profile in _list(domain_id, "list_user_profiles", "UserProfiles", "user profiles"):
+        name, status = profile["UserProfileName"], profile.get("Status")
+        if status == IN_PROGRESS:
+            remaining.append(f"{name} (Deleting)")
+            continue
+        print(f"[{domain_id}] deleting user profile {name} (was {status})")
+        call = _client().delete_user_profile
+        if _request(domain_id, f"user profile {name}", call, DomainId=domain_id, UserProfileName=name):
+            remaining.append(f"{name} ({status} -> delete requested)")
+    return remaining
+
+
+# --------------------------------------------------------------------------------------------------- domain
+
+
+def _delete_domain(domain_id: str) -> bool:
+    """Delete the domain with its home EFS; return True once the domain is gone."""
+    try:
+        domain = _client().describe_domain(DomainId=domain_id)
+    except ClientError as err:
+        if _code(err) == NOT_FOUND:
+            print(f"[{domain_id}] domain and home EFS deleted")
+            return True
+        raise StudioCleanupError(f"[{domain_id}] could not describe domain {domain_id}: {err}") from err
+
+    status = domain.get("Status")
+    if status == IN_PROGRESS:
+        print(f"[{domain_id}] waiting for the domain (Deleting, with its home EFS)")
+        return False
+    if status == DOMAIN_DELETE_FAILED:
+        reason = domain.get("FailureReason") or "no FailureReason given"
+        raise StudioCleanupError(f"[{domain_id}] deletion of domain {domain_id} failed (Delete_Failed): {reason}")
+
+    print(f"[{domain_id}] no profiles left; deleting domain {domain_id} with its home EFS (was {status})")
+    params = {"DomainId": domain_id, "RetentionPolicy": DELETE_EFS_RETENTION}
+    return not _request(domain_id, f"domain {domain_id}", _client().delete_domain, **params)
+
+
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def _delete_home_efs(event: dict) -> bool:
+    """The ``DeleteHomeEfs`` property: ``"true"``/``"false"`` (any case; CloudFormation passes strings), absent
+    = ``False``. Anything else is an error rather than a guess, since ``True`` deletes every user's files."""
+    value = event.get("ResourceProperties", {}).get(DELETE_HOME_EFS, "false")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise StudioCleanupError(
+        f"[{event.get('ResourceProperties', {}).get('DomainId')}] ResourceProperties.{DELETE_HOME_EFS} must be "
+        f'"true" or "false", not {value!r}'
+    )
 
 
 def _domain_id(event: dict) -> str:
