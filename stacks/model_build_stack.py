@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -20,32 +17,10 @@ from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.foundation_stack import FoundationStack
+from stacks.model_build_definition import build_definition
 
 STEPS_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
 SKLEARN_VERSION = "1.2-1"  # the framework container the steps run in (pipeline_code.pipeline uses the same)
-_sdk_import: threading.Thread | None = None
-
-
-def prefetch_pipeline_sdk() -> None:
-    """Start importing the SageMaker SDK (1.5 s) in the background while other stacks are built.
-
-    The main thread mostly waits on jsii's Node process then, so the import costs almost nothing.
-    """
-    global _sdk_import
-    if _sdk_import is None and "pipeline_code.pipeline" not in sys.modules:
-        _sdk_import = threading.Thread(target=importlib.import_module, args=("pipeline_code.pipeline",), daemon=True)
-        _sdk_import.start()
-
-
-def _pipeline_sdk():
-    if _sdk_import is not None:
-        _sdk_import.join()
-    return importlib.import_module("pipeline_code.pipeline")
-
-
-def _role_arn(name_placeholder: str) -> str:
-    # ARN-shaped, so the SDK does not look the role up in IAM.
-    return f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/${{{name_placeholder}}}"
 
 
 class ModelBuildStack(cdk.Stack):
@@ -169,57 +144,3 @@ class ModelBuildStack(cdk.Stack):
         cdk.CfnOutput(self, "PipelineName", value=pipeline_name, description="SageMaker pipeline to start")
         cdk.CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name, description="Model registry group")
         cdk.CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic_arn, description="Pipeline notifications")
-
-
-def build_definition(
-    *, pipeline_name: str, model_package_group_name: str, settings: PipelineConfig, subnet_count: int
-) -> str:
-    """The pipeline definition with ``${Placeholders}`` for every deploy-time value."""
-    model_build = _pipeline_sdk()
-    session = model_build.offline_session(default_bucket="${ArtifactBucket}")
-    tuning = (
-        model_build.TuningSettings(
-            max_jobs=settings.tuning.max_jobs,
-            max_parallel_jobs=settings.tuning.max_parallel_jobs,
-            early_stopping=settings.tuning.early_stopping,
-        )
-        if settings.training_mode == "tune"
-        else None
-    )
-    pipeline = model_build.get_pipeline(
-        session=session,
-        pipeline_name=pipeline_name,
-        job_role_arn=_role_arn("JobRoleName"),
-        artifact_bucket="${ArtifactBucket}",
-        reports_bucket="${ReportsBucket}",
-        volume_kms_key="${VolumeKmsKeyArn}",
-        output_kms_key="${OutputKmsKeyArn}",
-        network=model_build.JobNetwork(
-            subnet_ids=[f"${{SubnetId{i}}}" for i in range(subnet_count)], security_group_ids=["${SecurityGroupId}"]
-        ),
-        code=model_build.CodeLocations(
-            preprocess_script="s3://${CodeBucket}/${PreprocessScriptKey}",
-            evaluate_script="s3://${CodeBucket}/${EvaluateScriptKey}",
-            train_source_tarball="s3://${CodeBucket}/${TrainSourceKey}",
-        ),
-        image_uri="${SklearnImageUri}",
-        defaults=model_build.PipelineDefaults(
-            input_data_url="s3://${DataBucket}/input/",
-            target_column=settings.target_column,
-            processing_instance_type=settings.processing_instance_type,
-            processing_instance_count=settings.processing_instance_count,
-            training_instance_type=settings.training_instance_type,
-            accuracy_threshold=settings.accuracy_threshold,
-            approval_status=settings.approval_status,
-        ),
-        registry=model_build.RegistrySettings(
-            model_package_group_name=model_package_group_name,
-            inference_instance_types=settings.inference_instance_types,
-            transform_instance_types=settings.transform_instance_types,
-        ),
-        tuning=tuning,
-        max_run_seconds=settings.max_run_minutes * 60,
-        max_wait_seconds=settings.max_wait_minutes * 60,
-        cache_days=settings.cache_days,
-    )
-    return model_build.definition_json(pipeline)

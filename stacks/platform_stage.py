@@ -11,7 +11,7 @@ from constructs import Construct
 
 from config.schema import PlatformConfig
 from stacks.foundation_stack import FoundationStack
-from stacks.model_build_stack import ModelBuildStack, prefetch_pipeline_sdk
+from stacks.model_build_stack import ModelBuildStack
 from stacks.network_stack import NetworkStack
 from stacks.studio_stack import StudioStack
 
@@ -27,7 +27,6 @@ class PlatformStage(cdk.Stage):
     def __init__(self, scope: Construct, id_: str, *, config: PlatformConfig, **kwargs) -> None:
         env = cdk.Environment(account=config.account, region=config.region) if config.account else None
         super().__init__(scope, id_, env=env, **kwargs)
-        prefetch_pipeline_sdk()
         destroy = config.stateful_resources_on_delete == "destroy"
         removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
         prefix = config.resource_prefix
@@ -85,3 +84,4 @@ class PlatformStage(cdk.Stage):
     @property
     def stacks(self) -> list[cdk.Stack]:
         return [s for s in (self.network, self.foundation, self.model_build, self.studio) if s is not None]
+

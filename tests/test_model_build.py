@@ -185,7 +185,7 @@ def test_training_mode_from_config_reaches_the_deployed_definition(examples):
 def test_deployed_body_is_the_validated_builder_output(sandbox):
     """The template embeds exactly what tests/test_pipeline_definition.py checks against the SageMaker API."""
     from config import load_config
-    from stacks.model_build_stack import build_definition
+    from stacks.model_build_definition import build_definition
 
     body, _ = sub_of(only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::Pipeline"))
     assert body == build_definition(

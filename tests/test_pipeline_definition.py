@@ -13,7 +13,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from config.schema import PipelineConfig, TuningConfig
-from stacks.model_build_stack import build_definition
+from stacks.model_build_definition import build_definition
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "pipeline-definition.json"
 PIPELINE = "mlp-sandbox-model-build"

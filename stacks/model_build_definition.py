@@ -1,0 +1,69 @@
+"""The model-build pipeline's definition as the model-build stack embeds it.
+
+Every deploy-time value is a ``${Placeholder}`` that the stack maps in an ``Fn::Sub``. The SageMaker
+SDK (1.5 s to import) is imported only when a definition is built.
+"""
+
+from __future__ import annotations
+
+from config.schema import PipelineConfig
+
+
+def _role_arn(name_placeholder: str) -> str:
+    # ARN-shaped, so the SDK does not look the role up in IAM.
+    return f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/${{{name_placeholder}}}"
+
+
+def build_definition(
+    *, pipeline_name: str, model_package_group_name: str, settings: PipelineConfig, subnet_count: int
+) -> str:
+    """The pipeline definition with ``${Placeholders}`` for every deploy-time value."""
+    from pipeline_code import pipeline as model_build  # the SDK: imported only when building
+
+    session = model_build.offline_session(default_bucket="${ArtifactBucket}")
+    tuning = (
+        model_build.TuningSettings(
+            max_jobs=settings.tuning.max_jobs,
+            max_parallel_jobs=settings.tuning.max_parallel_jobs,
+            early_stopping=settings.tuning.early_stopping,
+        )
+        if settings.training_mode == "tune"
+        else None
+    )
+    pipeline = model_build.get_pipeline(
+        session=session,
+        pipeline_name=pipeline_name,
+        job_role_arn=_role_arn("JobRoleName"),
+        artifact_bucket="${ArtifactBucket}",
+        reports_bucket="${ReportsBucket}",
+        volume_kms_key="${VolumeKmsKeyArn}",
+        output_kms_key="${OutputKmsKeyArn}",
+        network=model_build.JobNetwork(
+            subnet_ids=[f"${{SubnetId{i}}}" for i in range(subnet_count)], security_group_ids=["${SecurityGroupId}"]
+        ),
+        code=model_build.CodeLocations(
+            preprocess_script="s3://${CodeBucket}/${PreprocessScriptKey}",
+            evaluate_script="s3://${CodeBucket}/${EvaluateScriptKey}",
+            train_source_tarball="s3://${CodeBucket}/${TrainSourceKey}",
+        ),
+        image_uri="${SklearnImageUri}",
+        defaults=model_build.PipelineDefaults(
+            input_data_url="s3://${DataBucket}/input/",
+            target_column=settings.target_column,
+            processing_instance_type=settings.processing_instance_type,
+            processing_instance_count=settings.processing_instance_count,
+            training_instance_type=settings.training_instance_type,
+            accuracy_threshold=settings.accuracy_threshold,
+            approval_status=settings.approval_status,
+        ),
+        registry=model_build.RegistrySettings(
+            model_package_group_name=model_package_group_name,
+            inference_instance_types=settings.inference_instance_types,
+            transform_instance_types=settings.transform_instance_types,
+        ),
+        tuning=tuning,
+        max_run_seconds=settings.max_run_minutes * 60,
+        max_wait_seconds=settings.max_wait_minutes * 60,
+        cache_days=settings.cache_days,
+    )
+    return model_build.definition_json(pipeline)
