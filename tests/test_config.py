@@ -34,6 +34,13 @@ def error_for(tmp_path: Path, text: str, name: str = "staging") -> str:
     return message
 
 
+def assert_rejected(tmp_path: Path, text: str, key: str, allowed: str) -> None:
+    """``text`` added to a valid environment is refused, naming ``key`` and what is ``allowed``."""
+    message = error_for(tmp_path, VALID + text)
+    assert f"  - {key}:" in message
+    assert allowed in message
+
+
 def test_sandbox_is_embedded_and_needs_nothing(tmp_path):
     config = load_config(None, config_dir=tmp_path)  # an empty config folder
     assert config.name == "sandbox"
@@ -170,9 +177,7 @@ def test_sandbox_may_not_set_only_one_of_account_and_region(tmp_path):
     ],
 )
 def test_contradictory_options(tmp_path, text, key, allowed):
-    message = error_for(tmp_path, VALID + text)
-    assert f"  - {key}:" in message
-    assert allowed in message
+    assert_rejected(tmp_path, text, key, allowed)
 
 
 def test_malformed_existing_vpc_ids(tmp_path):
@@ -276,9 +281,7 @@ def test_synth_stops_with_one_clear_message_and_writes_nothing(tmp_path):
     ],
 )
 def test_bad_pipeline_settings(tmp_path, text, key, allowed):
-    message = error_for(tmp_path, VALID + text)
-    assert f"  - {key}:" in message
-    assert allowed in message
+    assert_rejected(tmp_path, text, key, allowed)
 
 
 def test_pipeline_defaults_match_the_reference_settings():
@@ -306,6 +309,4 @@ def test_pipeline_defaults_match_the_reference_settings():
     ],
 )
 def test_bad_studio_settings(tmp_path, text, key, allowed):
-    message = error_for(tmp_path, VALID + text)
-    assert f"  - {key}:" in message
-    assert allowed in message
+    assert_rejected(tmp_path, text, key, allowed)
