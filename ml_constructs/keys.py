@@ -115,6 +115,34 @@ class PlatformKey(Construct):
             conditions=conditions,
         )
 
+    def allow_service_grants_for_account(self, service: str) -> None:
+        """Let principals of this account (per their IAM policies) have ``service`` use the key for them.
+
+        Only through that service and only as grants for AWS resources: what CloudFormation's
+        execution role needs to create, e.g., a Studio domain whose EFS and volumes use this key.
+        """
+        stack = cdk.Stack.of(self)
+        via = {"kms:ViaService": f"{service}.{stack.region}.amazonaws.com", "kms:CallerAccount": stack.account}
+        account = iam.AccountRootPrincipal()
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"AccountDescribesVia{service.title()}",
+                principals=[account],
+                actions=["kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": via},
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"AccountGrantsVia{service.title()}",
+                principals=[account],
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={"StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+
     def grant_decrypt_to_accounts(self, accounts: list[str], *, via_service: str) -> None:
         """Let other accounts decrypt with this key, only through ``via_service`` (e.g. ``s3``) in this region."""
         stack = cdk.Stack.of(self)

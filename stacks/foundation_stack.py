@@ -56,6 +56,8 @@ class FoundationStack(cdk.Stack):
         self.data_key = key("DataKey", "data", "Training data, captured requests and reports")
         self.models_key = key("ModelsKey", "models", "Model artifacts, checkpoints and job volumes")
         self.studio_key = key("StudioKey", "studio", "Studio home file system and app volumes")
+        # Whoever deploys the Studio domain (CloudFormation's role) has SageMaker attach the key.
+        self.studio_key.allow_service_grants_for_account("sagemaker")
 
         def bucket(id_: str, encryption_key: PlatformKey) -> SecureBucket:
             return SecureBucket(

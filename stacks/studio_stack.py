@@ -77,8 +77,12 @@ class StudioStack(cdk.Stack):
                 role=foundation.mlflow_role.role,
                 size=settings.mlflow.size,
             )
-            pipeline_role = iam.Role.from_role_name(self, "PipelineRole", foundation.pipeline_role.role.role_name)
-            for role in (*persona_roles.values(), pipeline_role):
+            # The pipeline and the jobs it runs log their runs too.
+            pipeline_roles = [
+                iam.Role.from_role_name(self, construct_id, duty.role.role_name)
+                for construct_id, duty in (("PipelineRole", foundation.pipeline_role), ("JobRole", foundation.job_role))
+            ]
+            for role in (*persona_roles.values(), *pipeline_roles):
                 self.mlflow.grant_use(role)
             cdk.CfnOutput(self, "MlflowTrackingServerArn", value=self.mlflow.server_arn, description="MLflow tracking URI for mlflow.set_tracking_uri")
 

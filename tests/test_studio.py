@@ -170,7 +170,7 @@ def test_mlflow_tracking_server_and_who_may_use_it(dev_studio, examples):
             if "sagemaker-mlflow:LogMetric" in statement["Action"]:
                 assert statement["Resource"].endswith(":mlflow-tracking-server/mlp-dev-mlflow")
                 users[json.dumps(policy["Properties"]["Roles"])] = statement
-    assert len(users) == 3  # data scientists, leads and the pipeline
+    assert len(users) == 4  # data scientists, leads, the pipeline and its jobs
     foundation = examples["dev"].template_json("Foundation")
     role_id = next(k for k in resources_of(foundation, "AWS::IAM::Role") if k.startswith("MlflowRole"))
     statements = [s for p in resources_of(foundation, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
@@ -236,3 +236,19 @@ def test_lifecycle_configurations_are_offered_to_both_apps(tmp_path):
     settings = only(template, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
     assert settings["JupyterLabAppSettings"]["LifecycleConfigArns"] == [arn]
     assert settings["CodeEditorAppSettings"]["LifecycleConfigArns"] == [arn]
+
+
+def test_the_deploying_role_may_have_sagemaker_attach_the_studio_key(sandbox):
+    t = sandbox.template_json("Foundation")
+    key_id = next(k for k in resources_of(t, "AWS::KMS::Key") if k.startswith("StudioKey"))
+    statements = {s.get("Sid"): s for s in resources_of(t, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]}
+    grants = statements["AccountGrantsViaSagemaker"]
+    assert grants["Action"] == "kms:CreateGrant"
+    assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    via = grants["Condition"]["StringEquals"]["kms:ViaService"]
+    assert via == {"Fn::Join": ["", ["sagemaker.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    assert statements["AccountDescribesViaSagemaker"]["Action"] == "kms:DescribeKey"
+    # Nothing else: no decrypt or encrypt for the account.
+    crypto = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
+    for sid in ("AccountGrantsViaSagemaker", "AccountDescribesViaSagemaker"):
+        assert not crypto & set(statements[sid]["Action"] if isinstance(statements[sid]["Action"], list) else [statements[sid]["Action"]])
