@@ -334,6 +334,20 @@ class StudioUser(StrictModel):
         return value
 
 
+class SharedSpace(StrictModel):
+    """A JupyterLab space every user can open; its owner is fixed when it is created."""
+
+    name: str
+    owner: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not USER_NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a valid space name; allowed: 1-63 letters, digits and '-'")
+        return value
+
+
 class MlflowConfig(StrictModel):
     """SageMaker managed MLflow tracking server for experiment tracking."""
 
@@ -350,15 +364,16 @@ class StudioConfig(StrictModel):
     idle_timeout_minutes: int = Field(default=120, ge=60, le=525_600)
     notebook_output_sharing: bool = False
     git_repositories: list[str] = Field(default_factory=list, max_length=30)
-    shared_spaces: list[str] = Field(default_factory=list)
+    shared_spaces: list[SharedSpace] = Field(default_factory=list)
     users: list[StudioUser] = Field(default_factory=list)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
-    # Studio lifecycle configurations (ARNs) offered to JupyterLab and Code Editor apps.
-    lifecycle_config_arns: list[str] = Field(default_factory=list, max_length=30)
+    # Studio lifecycle configurations (ARNs) offered to each app type (a configuration has one app type).
+    jupyterlab_lifecycle_config_arns: list[str] = Field(default_factory=list, max_length=30)
+    code_editor_lifecycle_config_arns: list[str] = Field(default_factory=list, max_length=30)
     # What happens to the users' home EFS when the domain is deleted: retained (SageMaker's default) or deleted.
     home_efs_on_delete: Literal["retain", "delete"] = "retain"
 
-    @field_validator("lifecycle_config_arns")
+    @field_validator("jupyterlab_lifecycle_config_arns", "code_editor_lifecycle_config_arns")
     @classmethod
     def _lifecycle_configs(cls, value: list[str]) -> list[str]:
         bad = [v for v in value if not LIFECYCLE_CONFIG_ARN_PATTERN.match(v)]
@@ -386,19 +401,18 @@ class StudioConfig(StrictModel):
 
     @field_validator("shared_spaces")
     @classmethod
-    def _spaces(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if not USER_NAME_PATTERN.match(v)]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not a valid space name; allowed: 1-63 letters, digits and '-'")
-        if len(set(value)) != len(value):
-            raise ValueError(f"duplicate space names in {value}; allowed: each name once")
+    def _spaces(cls, value: list[SharedSpace]) -> list[SharedSpace]:
+        names = [space.name for space in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate space names in {names}; allowed: each name once")
         return value
 
     @model_validator(mode="after")
     def _unique_users(self) -> StudioConfig:
-        if self.shared_spaces and not self.users:
-            raise KeyedError("shared_spaces", "needs an owner; allowed: shared spaces with at least one user (the first owns them)")
         names = [u.name for u in self.users]
+        orphans = [space.owner for space in self.shared_spaces if space.owner not in names]
+        if orphans:
+            raise KeyedError("shared_spaces", f"owner {orphans[0]!r} is not one of the users; allowed: {names or 'no users configured'}")
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise KeyedError("users", f"{duplicates} appear more than once; allowed: each user name once")

@@ -115,31 +115,35 @@ class PlatformKey(Construct):
             conditions=conditions,
         )
 
-    def allow_service_grants_for_account(self, service: str) -> None:
-        """Let principals of this account (per their IAM policies) have ``service`` use the key for them.
+    def allow_use_via_services_for_account(self, services: list[str]) -> None:
+        """Let principals of this account (per their IAM policies) use the key, only through ``services``.
 
-        Only through that service and only as grants for AWS resources: what CloudFormation's
-        execution role needs to create, e.g., a Studio domain whose EFS and volumes use this key.
+        What CloudFormation's deployment role needs to create, e.g., a Studio domain whose home EFS
+        and app volumes use this key: SageMaker, EFS and EC2 call KMS on its behalf. Grants are
+        limited to AWS resources.
         """
         stack = cdk.Stack.of(self)
-        via = {"kms:ViaService": f"{service}.{stack.region}.amazonaws.com", "kms:CallerAccount": stack.account}
+        via = {
+            "StringEquals": {"kms:CallerAccount": stack.account},
+            "ForAnyValue:StringEquals": {"kms:ViaService": [f"{service}.{stack.region}.amazonaws.com" for service in services]},
+        }
         account = iam.AccountRootPrincipal()
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid=f"AccountDescribesVia{service.title()}",
+                sid="AccountUsesViaServices",
                 principals=[account],
-                actions=["kms:DescribeKey"],
+                actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
                 resources=["*"],
-                conditions={"StringEquals": via},
+                conditions=via,
             )
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid=f"AccountGrantsVia{service.title()}",
+                sid="AccountGrantsViaServices",
                 principals=[account],
                 actions=["kms:CreateGrant"],
                 resources=["*"],
-                conditions={"StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+                conditions={**via, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
 

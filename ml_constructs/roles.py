@@ -79,6 +79,12 @@ class DutyRole(Construct):
             assumed_by=iam.CompositePrincipal(*principals) if len(principals) > 1 else principals[0],
             description=description,
         )
+        if SAGEMAKER in service_principals:
+            # Studio stamps sessions with the user profile name (ExecutionRoleIdentityConfig), so every
+            # role SageMaker assumes from Studio must accept a source identity.
+            self.role.assume_role_policy.add_statements(
+                iam.PolicyStatement(actions=["sts:SetSourceIdentity"], principals=[iam.ServicePrincipal(SAGEMAKER)])
+            )
         self.resource_prefix = resource_prefix
         self.role_arn = self.role.role_arn
 

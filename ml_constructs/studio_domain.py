@@ -33,7 +33,8 @@ class AppDefaults:
     instance_type: str
     idle_timeout_minutes: int
     git_repositories: list[str]
-    lifecycle_config_arns: list[str] = ()
+    jupyterlab_lifecycle_config_arns: list[str] = ()
+    code_editor_lifecycle_config_arns: list[str] = ()
 
 
 class StudioDomain(Construct):
@@ -50,7 +51,8 @@ class StudioDomain(Construct):
     :param sharing_kms_key_arn: the key for shared notebook output.
     :param notebook_output_sharing: include cell output when users share notebooks. Default: ``False``.
     :param users: one user profile each. Default: none.
-    :param shared_spaces: names of spaces shared by all users (owned by the first user). Default: none.
+    :param shared_spaces: spaces shared by all users, by name, each with its owner's user name
+        (fixed at creation). Default: none.
     :param removal_policy: for the cleanup's log group. Default: ``RETAIN``.
     :param delete_home_efs: on stack delete, let the cleanup delete the profiles and the domain itself
         with the home EFS. Default: ``False``: SageMaker retains the home EFS with the users' files.
@@ -72,23 +74,25 @@ class StudioDomain(Construct):
         sharing_kms_key_arn: str,
         notebook_output_sharing: bool = False,
         users: list[StudioUserSpec] = (),
-        shared_spaces: list[str] = (),
+        shared_spaces: dict[str, str] | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         delete_home_efs: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         security_groups = [security_group_id]
-        lifecycle = {"lifecycleConfigArns": list(apps.lifecycle_config_arns)} if apps.lifecycle_config_arns else {}
+        def lifecycle(arns) -> dict:
+            return {"lifecycleConfigArns": list(arns)} if arns else {}
+
         jupyter_lab = {
             "defaultResourceSpec": {"instanceType": apps.instance_type},
             "codeRepositories": [{"repositoryUrl": url} for url in apps.git_repositories],
             "appLifecycleManagement": _idle_shutdown(apps.idle_timeout_minutes),
-            **lifecycle,
+            **lifecycle(apps.jupyterlab_lifecycle_config_arns),
         }
         code_editor = {
             "defaultResourceSpec": {"instanceType": apps.instance_type},
             "appLifecycleManagement": _idle_shutdown(apps.idle_timeout_minutes),
-            **lifecycle,
+            **lifecycle(apps.code_editor_lifecycle_config_arns),
         }
         self.domain = sagemaker.CfnDomain(
             self,
@@ -135,9 +139,8 @@ class StudioDomain(Construct):
             )
             for user in users
         }
-        owner = users[0].name if users else None
         self.spaces = {}
-        for name in shared_spaces:
+        for name, owner in sorted((shared_spaces or {}).items()):
             space = sagemaker.CfnSpace(
                 self,
                 f"Space-{name}",
@@ -151,6 +154,47 @@ class StudioDomain(Construct):
             self.spaces[name] = space
 
         self.cleanup = self._cleanup(removal_policy, delete_home_efs)
+
+    def grant_studio_use(self, grantee: iam.IGrantable) -> None:
+        """Let an execution role work in this domain: its apps and spaces, and reading its profiles."""
+        stack = cdk.Stack.of(self)
+
+        def arn(kind: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=kind, resource_name=name)
+
+        apps_and_spaces = [arn("app", f"{self.domain_id}/*"), arn("space", f"{self.domain_id}/*")]
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "sagemaker:AddTags",
+                "sagemaker:CreateApp",
+                "sagemaker:CreateSpace",
+                "sagemaker:DeleteApp",
+                "sagemaker:DeleteSpace",
+                "sagemaker:DescribeApp",
+                "sagemaker:DescribeSpace",
+                "sagemaker:ListTags",
+                "sagemaker:UpdateSpace",
+            ],
+            resource_arns=apps_and_spaces,
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:DescribeDomain", "sagemaker:DescribeUserProfile"],
+            resource_arns=[arn("domain", self.domain_id), arn("user-profile", f"{self.domain_id}/*")],
+        )
+        # List calls support no resource-level permissions.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:ListApps", "sagemaker:ListSpaces", "sagemaker:ListUserProfiles"],
+            resource_arns=["*"],
+        )
+        acknowledge_wildcards(
+            grantee,
+            resources=[*apps_and_spaces, arn("user-profile", f"{self.domain_id}/*"), "*"],
+            reason="Users create and name their own apps and spaces in this domain at run time; List calls "
+            "have no resource-level permissions",
+        )
 
     def _cleanup(self, removal_policy: cdk.RemovalPolicy, delete_home_efs: bool) -> cdk.CustomResource:
         """Delete users' apps, then spaces, before CloudFormation deletes profiles and the domain."""
@@ -211,7 +255,8 @@ class StudioDomain(Construct):
             on_event_handler=handlers["on_event"],
             is_complete_handler=handlers["is_complete"],
             query_interval=cdk.Duration.seconds(30),
-            total_timeout=cdk.Duration.hours(2),
+            # CloudFormation waits at most an hour for a custom resource.
+            total_timeout=cdk.Duration.minutes(55),
             framework_on_event_role=framework_role,
             framework_complete_and_timeout_role=waiter_role,
             log_group=log_group,

@@ -56,8 +56,8 @@ class FoundationStack(cdk.Stack):
         self.data_key = key("DataKey", "data", "Training data, captured requests and reports")
         self.models_key = key("ModelsKey", "models", "Model artifacts, checkpoints and job volumes")
         self.studio_key = key("StudioKey", "studio", "Studio home file system and app volumes")
-        # Whoever deploys the Studio domain (CloudFormation's role) has SageMaker attach the key.
-        self.studio_key.allow_service_grants_for_account("sagemaker")
+        # Whoever deploys the Studio domain (CloudFormation's role) has SageMaker, EFS and EC2 use the key.
+        self.studio_key.allow_use_via_services_for_account(["sagemaker", "elasticfilesystem", "ec2"])
 
         def bucket(id_: str, encryption_key: PlatformKey) -> SecureBucket:
             return SecureBucket(
@@ -133,6 +133,7 @@ class FoundationStack(cdk.Stack):
             self.model_bucket.grant_read(studio_role)
             self.reports_bucket.grant_read(studio_role)
             self.studio_key.grant_encrypt_decrypt(studio_role)
+            self.studio_key.grant_use_by_aws_resources(studio_role)  # app volumes use the domain key
             studio_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
             studio_role.allow_start_pipelines()
             self.job_role.grant_pass_role(studio_role)
@@ -140,6 +141,10 @@ class FoundationStack(cdk.Stack):
             self.models_key.grant_use_by_aws_resources(studio_role)
             network.grant_manage_job_network_interfaces(studio_role)
         self.studio_lead_role.allow_review_model_packages(group_name=f"{resource_prefix}-models")
+        if mlflow_enabled:
+            # MLflow clients upload run artifacts to the artifact store with their own credentials.
+            for mlflow_user in (self.studio_user_role, self.studio_lead_role, self.pipeline_role, self.job_role):
+                self.model_bucket.grant_read_write(mlflow_user, prefix=MLFLOW_PREFIX)
 
         # Accounts the registry is shared with must be able to fetch what its packages point to.
         # Only the model artifacts (<pipeline>/<execution>/model/...), not the training splits beside them.

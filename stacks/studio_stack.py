@@ -56,16 +56,20 @@ class StudioStack(cdk.Stack):
                 instance_type=settings.default_instance_type,
                 idle_timeout_minutes=settings.idle_timeout_minutes,
                 git_repositories=list(settings.git_repositories),
-                lifecycle_config_arns=list(settings.lifecycle_config_arns),
+                jupyterlab_lifecycle_config_arns=list(settings.jupyterlab_lifecycle_config_arns),
+                code_editor_lifecycle_config_arns=list(settings.code_editor_lifecycle_config_arns),
             ),
             sharing_output_s3_uri=foundation.data_bucket.s3_url("studio-sharing/"),
             sharing_kms_key_arn=foundation.data_key.key_arn,
             notebook_output_sharing=settings.notebook_output_sharing,
             users=[StudioUserSpec(name=u.name, role=persona_roles[u.persona]) for u in settings.users],
-            shared_spaces=list(settings.shared_spaces),
+            shared_spaces={space.name: space.owner for space in settings.shared_spaces},
             removal_policy=removal_policy,
             delete_home_efs=settings.home_efs_on_delete == "delete",
         )
+
+        for role in persona_roles.values():
+            self.domain.grant_studio_use(role)
 
         self.mlflow = None
         if settings.mlflow.enabled and foundation.mlflow_role is not None:

@@ -98,7 +98,7 @@ def test_each_acknowledgement_is_for_one_finding_on_one_role(sandbox):
         # On the role itself, on a role imported into the stack whose policy it is, or on CDK's
         # custom-resource provider framework of the Studio cleanup.
         assert re.fullmatch(
-            r"MlPlatform-sandbox/(Foundation/\w+Role/Resource|ModelBuild/\w+Role|Studio/Domain/(CleanupRole|CleanupFrameworkRole|CleanupWaiterRole|CleanupProvider))",
+            r"MlPlatform-sandbox/(Foundation/\w+Role/Resource|(ModelBuild|Studio)/\w+Role|Studio/Domain/(CleanupRole|CleanupFrameworkRole|CleanupWaiterRole|CleanupProvider))",
             finding["acknowledgedAt"],
         ), finding["acknowledgedAt"]
         assert len(finding["reason"]) > 60

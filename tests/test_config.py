@@ -302,10 +302,11 @@ def test_pipeline_defaults_match_the_reference_settings():
         ("studio: {git_repositories: ['git@github.com:org/repo.git']}\n", "studio.git_repositories", "https Git URL"),
         ("studio: {git_repositories: ['http://github.com/org/repo.git']}\n", "studio.git_repositories", "https Git URL"),
         ("studio: {users: [{name: 'ann smith'}]}\n", "studio.users.0.name", "letters, digits and '-'"),
-        ("studio: {shared_spaces: [team], users: []}\n", "studio.shared_spaces", "at least one user"),
+        ("studio: {shared_spaces: [{name: team, owner: zed}], users: [{name: ann}]}\n", "studio.shared_spaces", "owner 'zed' is not one of the users"),
+        ("studio: {shared_spaces: [team]}\n", "studio.shared_spaces.0", "a mapping"),
         ("studio: {mlflow: {size: Huge}}\n", "studio.mlflow.size", "'Small', 'Medium' or 'Large'"),
         ("studio: {home_efs_on_delete: shred}\n", "studio.home_efs_on_delete", "'retain' or 'delete'"),
-        ("studio: {lifecycle_config_arns: ['pip-mirror']}\n", "studio.lifecycle_config_arns", "studio-lifecycle-config/<name>"),
+        ("studio: {jupyterlab_lifecycle_config_arns: ['pip-mirror']}\n", "studio.jupyterlab_lifecycle_config_arns", "studio-lifecycle-config/<name>"),
     ],
 )
 def test_bad_studio_settings(tmp_path, text, key, allowed):

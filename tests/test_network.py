@@ -17,6 +17,7 @@ INTERFACE_SERVICES = {
     "sagemaker.runtime",
     "studio",
     "notebook",
+    "experiments",
     "sts",
     "logs",
     "monitoring",
@@ -172,7 +173,7 @@ def test_existing_vpc_gets_groups_endpoints_and_flow_logs_but_no_new_vpc(tmp_pat
     )
     template.resource_count_is("AWS::EC2::VPC", 0)
     template.resource_count_is("AWS::EC2::Subnet", 0)
-    template.resource_count_is("AWS::EC2::VPCEndpoint", 13)
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 14)
     template.has_resource_properties(
         "AWS::EC2::VPCEndpoint",
         {"VpcId": "vpc-0a1b2c3d4e5f60718", "SubnetIds": ["subnet-0a1b2c3d4e5f60711", "subnet-0a1b2c3d4e5f60722"]},
@@ -244,7 +245,7 @@ def test_every_allowed_vpc_size_synthesizes(tmp_path, cidr, az_count, nat):
     assert len(subnets) == az_count * (2 if nat else 1)
 
 
-@pytest.mark.parametrize(("gateway", "interface", "count"), [(False, True, 12), (True, False, 1), (False, False, 0)])
+@pytest.mark.parametrize(("gateway", "interface", "count"), [(False, True, 13), (True, False, 1), (False, False, 0)])
 def test_existing_vpc_can_keep_its_own_endpoints(tmp_path, gateway, interface, count):
     template = _network_template(
         tmp_path,

@@ -148,7 +148,7 @@ def test_cleanup_handlers_poll_for_long_enough_with_a_scoped_role(dev_studio):
     assert {"index.on_event", "index.is_complete"} <= set(functions)
     (machine,) = resources_of(dev_studio, "AWS::StepFunctions::StateMachine").values()
     definition = json.dumps(machine["Properties"]["DefinitionString"])
-    assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":240' in definition  # 2 hours
+    assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":110' in definition  # 55 minutes
     role_id = functions["index.on_event"]["Role"]["Fn::GetAtt"][0]
     statements = [s for p in resources_of(dev_studio, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
     delete = next(s for s in statements if "sagemaker:DeleteApp" in s["Action"])
@@ -171,6 +171,20 @@ def test_mlflow_tracking_server_and_who_may_use_it(dev_studio, examples):
                 assert statement["Resource"].endswith(":mlflow-tracking-server/mlp-dev-mlflow")
                 users[json.dumps(policy["Properties"]["Roles"])] = statement
     assert len(users) == 4  # data scientists, leads, the pipeline and its jobs
+    # MLflow clients upload artifacts themselves: every user may write the artifact store.
+    foundation = examples["dev"].template_json("Foundation")
+    for role in ("StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole"):
+        role_id = next(k for k in resources_of(foundation, "AWS::IAM::Role") if k.startswith(role))
+        writes = [
+            r["Fn::Join"][1][-1]
+            for p in [*resources_of(foundation, "AWS::IAM::Policy").values(), *resources_of(foundation, "AWS::IAM::ManagedPolicy").values()]
+            if {"Ref": role_id} in p["Properties"].get("Roles", [])
+            for st in p["Properties"]["PolicyDocument"]["Statement"]
+            if "s3:PutObject" in st["Action"]
+            for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+            if "ModelBucket" in json.dumps(r)
+        ]
+        assert writes and set(writes) <= {"/mlflow/*", "/*"}, role
     foundation = examples["dev"].template_json("Foundation")
     role_id = next(k for k in resources_of(foundation, "AWS::IAM::Role") if k.startswith("MlflowRole"))
     statements = [s for p in resources_of(foundation, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
@@ -230,25 +244,48 @@ def test_home_efs_is_retained_unless_config_says_delete(studio, tmp_path):
     assert {"sagemaker:DeleteDomain", "sagemaker:DescribeDomain", "sagemaker:DeleteUserProfile", "sagemaker:ListUserProfiles"} <= cleanup_policy_actions(deleting)
 
 
-def test_lifecycle_configurations_are_offered_to_both_apps(tmp_path):
-    arn = "arn:aws:sagemaker:eu-west-1:123456789012:studio-lifecycle-config/pip-mirror"
-    template = _studio_template(tmp_path, f"{{lifecycle_config_arns: ['{arn}']}}")
+def test_lifecycle_configurations_are_offered_per_app_type(tmp_path):
+    lab = "arn:aws:sagemaker:eu-west-1:123456789012:studio-lifecycle-config/pip-mirror-lab"
+    editor = "arn:aws:sagemaker:eu-west-1:123456789012:studio-lifecycle-config/pip-mirror-editor"
+    template = _studio_template(
+        tmp_path, f"{{jupyterlab_lifecycle_config_arns: ['{lab}'], code_editor_lifecycle_config_arns: ['{editor}']}}"
+    )
     settings = only(template, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
-    assert settings["JupyterLabAppSettings"]["LifecycleConfigArns"] == [arn]
-    assert settings["CodeEditorAppSettings"]["LifecycleConfigArns"] == [arn]
+    assert settings["JupyterLabAppSettings"]["LifecycleConfigArns"] == [lab]
+    assert settings["CodeEditorAppSettings"]["LifecycleConfigArns"] == [editor]
 
 
-def test_the_deploying_role_may_have_sagemaker_attach_the_studio_key(sandbox):
+def test_the_deploying_role_may_use_the_studio_key_only_through_sagemaker_efs_and_ec2(sandbox):
     t = sandbox.template_json("Foundation")
     key_id = next(k for k in resources_of(t, "AWS::KMS::Key") if k.startswith("StudioKey"))
     statements = {s.get("Sid"): s for s in resources_of(t, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]}
-    grants = statements["AccountGrantsViaSagemaker"]
-    assert grants["Action"] == "kms:CreateGrant"
-    assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
-    via = grants["Condition"]["StringEquals"]["kms:ViaService"]
-    assert via == {"Fn::Join": ["", ["sagemaker.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
-    assert statements["AccountDescribesViaSagemaker"]["Action"] == "kms:DescribeKey"
-    # Nothing else: no decrypt or encrypt for the account.
-    crypto = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
-    for sid in ("AccountGrantsViaSagemaker", "AccountDescribesViaSagemaker"):
-        assert not crypto & set(statements[sid]["Action"] if isinstance(statements[sid]["Action"], list) else [statements[sid]["Action"]])
+    services = ["sagemaker", "elasticfilesystem", "ec2"]
+    for sid in ("AccountUsesViaServices", "AccountGrantsViaServices"):
+        condition = statements[sid]["Condition"]
+        assert condition["StringEquals"] == {"kms:CallerAccount": {"Ref": "AWS::AccountId"}}
+        via = condition["ForAnyValue:StringEquals"]["kms:ViaService"]
+        assert [v["Fn::Join"][1][0] for v in via] == [f"{s}." for s in services]
+    assert statements["AccountGrantsViaServices"]["Action"] == "kms:CreateGrant"
+    assert statements["AccountGrantsViaServices"]["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert "kms:GenerateDataKeyWithoutPlaintext" in statements["AccountUsesViaServices"]["Action"]
+    other_keys = [k for k in resources_of(t, "AWS::KMS::Key") if not k.startswith("StudioKey")]
+    for key in other_keys:
+        assert "ViaServices" not in json.dumps(resources_of(t, "AWS::KMS::Key")[key])
+
+
+def test_execution_roles_can_work_in_the_domain_and_accept_source_identity(dev_studio, examples):
+    policies = [p for p in resources_of(dev_studio, "AWS::IAM::Policy").values() if "sagemaker:CreateSpace" in json.dumps(p)]
+    assert len(policies) == 2  # data scientists and leads
+    for policy in policies:
+        (create,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "sagemaker:CreateApp" in s["Action"]]
+        kinds = sorted(r["Fn::Join"][1][0].rsplit(":", 1)[-1] for r in create["Resource"])
+        assert kinds == ["app/", "space/"]
+    foundation = examples["dev"].template_json("Foundation")
+    for role in ("StudioUserRole", "StudioLeadRole", "JobRole", "ModelExecutionRole", "PipelineExecutionRole"):
+        trust = next(r for k, r in resources_of(foundation, "AWS::IAM::Role").items() if k.startswith(role))
+        actions = {
+            a
+            for s in trust["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        }
+        assert actions == {"sts:AssumeRole", "sts:SetSourceIdentity"}, role
