@@ -13,6 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from config import ConfigError, load_config
 from config.loader import DEFAULT_CONFIG_DIR
+from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT
 from stacks.platform_stage import PlatformStage
 
 
@@ -28,6 +29,9 @@ def make_app(*, outdir: str, context: dict | None = None) -> cdk.App:
         stack_traces=False,
     )
     app.node.set_context("aws:cdk:disable-creation-stack-traces", True)
+    # Building the pipeline definition imports the SageMaker SDK (2 s); reuse it while its inputs hold.
+    if os.environ.get("ML_PLATFORM_DEFINITION_CACHE", "1") != "0":
+        app.node.set_context(DEFINITION_CACHE_CONTEXT, str(Path(__file__).resolve().parent / ".cache" / "pipeline-definitions"))
     return app
 
 

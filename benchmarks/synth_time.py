@@ -36,22 +36,28 @@ def main() -> int:
     runs = max(args.runs, 5)
     env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("CDK_CONTEXT_JSON", None)
-    apps = {"empty one-stack app": ROOT / "benchmarks" / "empty_app.py", "full platform (sandbox, cdk-nag on)": ROOT / "app.py"}
+    empty, full, cold = "empty one-stack app", "full platform (sandbox, cdk-nag on)", "  same, pipeline definition rebuilt"
+    # (script, extra environment): the cold variant rebuilds the definition as after a pipeline change.
+    apps = {
+        empty: (ROOT / "benchmarks" / "empty_app.py", {}),
+        full: (ROOT / "app.py", {}),
+        cold: (ROOT / "app.py", {"ML_PLATFORM_DEFINITION_CACHE": "0"}),
+    }
     times: dict[str, list[float]] = {name: [] for name in apps}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, script in apps.items():  # warm-up: first runs after install are much slower
-            timed_run(script, f"{tmp}/warm", env)
+        for name, (script, extra) in apps.items():  # warm-up: first runs after install are much slower
+            timed_run(script, f"{tmp}/warm", {**env, **extra})
         for i in range(runs):
-            for name, script in apps.items():
-                times[name].append(timed_run(script, f"{tmp}/{i}-{len(times[name])}", env))
+            for name, (script, extra) in apps.items():
+                times[name].append(timed_run(script, f"{tmp}/{i}-{len(times[name])}", {**env, **extra}))
     medians = {name: statistics.median(values) for name, values in times.items()}
-    floor, full = medians.values()
     width = max(map(len, apps))
     print(f"synth wall time, median of {runs} runs each (python {sys.version.split()[0]}, {os.cpu_count()} cores):")
     for name, values in times.items():
         print(f"  {name:<{width}}  {medians[name]:6.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
-    ratio = full / floor
+    ratio, cold_ratio = medians[full] / medians[empty], medians[cold] / medians[empty]
     print(f"  ratio full / empty: {ratio:.2f}x  (goal: <= {GOAL}x) -> {'met' if ratio <= GOAL else 'NOT met'}")
+    print(f"  ratio with the definition rebuilt / empty: {cold_ratio:.2f}x")
     return 0
 
 

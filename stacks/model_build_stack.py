@@ -17,10 +17,12 @@ from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.foundation_stack import FoundationStack
-from stacks.model_build_definition import build_definition
+from stacks.model_build_definition import cached_definition
 
 STEPS_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
 SKLEARN_VERSION = "1.2-1"  # the framework container the steps run in (pipeline_code.pipeline uses the same)
+# Context key naming a folder where built pipeline definitions are kept (unset: no cache).
+DEFINITION_CACHE_CONTEXT = "ml-platform:definition-cache-dir"
 
 
 class ModelBuildStack(cdk.Stack):
@@ -88,7 +90,9 @@ class ModelBuildStack(cdk.Stack):
             "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
             **{f"SubnetId{i}": subnet for i, subnet in enumerate(subnet_ids)},
         }
-        self.definition = build_definition(
+        cache_dir = self.node.try_get_context(DEFINITION_CACHE_CONTEXT)
+        self.definition = cached_definition(
+            cache_dir=Path(cache_dir) if cache_dir else None,
             pipeline_name=pipeline_name,
             model_package_group_name=self.registry.group_name,
             settings=settings,

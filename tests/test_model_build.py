@@ -237,3 +237,27 @@ def test_pre_approved_registration_is_an_explicit_choice():
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
     ModelRegistry(stack, "Registry", group_name="g", description="d").grant_register(role, allow_pre_approved=True)
     assert '"Deny"' not in json.dumps(Template.from_stack(stack).to_json())
+
+
+def test_definition_cache_reuses_identical_builds_only(tmp_path, monkeypatch):
+    from config.schema import PipelineConfig
+    from stacks import model_build_definition as definitions
+
+    def build(settings=PipelineConfig()):
+        return definitions.cached_definition(
+            cache_dir=tmp_path, pipeline_name="mlp-x-model-build", model_package_group_name="mlp-x-models",
+            settings=settings, subnet_count=2,
+        )  # fmt: skip
+
+    first = build()
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    real_build = definitions.build_definition
+    monkeypatch.setattr(definitions, "build_definition", lambda **_: pytest.fail("a cache hit must not rebuild"))
+    assert build() == first
+    monkeypatch.setattr(definitions, "build_definition", real_build)
+    other = build(PipelineConfig(accuracy_threshold=0.9))
+    assert other != first and len(list(tmp_path.glob("*.json"))) == 2
+    assert definitions.cached_definition(
+        cache_dir=None, pipeline_name="mlp-x-model-build", model_package_group_name="mlp-x-models",
+        settings=PipelineConfig(), subnet_count=2,
+    ) == first  # fmt: skip
