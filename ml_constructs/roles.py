@@ -93,6 +93,14 @@ class DutyRole(Construct):
         """The role, so a ``DutyRole`` can be passed wherever an ``IGrantable`` is expected."""
         return self.role.grant_principal
 
+    def imported_into(self, scope: Construct, id_: str) -> iam.IRole:
+        """This role as seen from another stack, by name: grants made there become that stack's policies.
+
+        Granting to the role itself from a stack the role's own stack must not depend on would
+        put the statement (and a reference back) into the role's stack: a cycle.
+        """
+        return iam.Role.from_role_name(scope, id_, self.role.role_name)
+
     def grant_pass_role(self, grantee: iam.IGrantable, *, to_service: str = SAGEMAKER) -> iam.Grant:
         """Let ``grantee`` pass this role, and only to ``to_service``."""
         return iam.Grant.add_to_principal(

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
@@ -49,12 +48,9 @@ class ModelBuildStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         pipeline_name = f"{resource_prefix}-model-build"
-        # Imported (by name, which needs no ARN parsing in the template) so the grants below become
-        # policies of this stack: the foundation stack must not depend on this one.
-        job_role, pipeline_role = (
-            iam.Role.from_role_name(self, construct_id, duty.role.role_name)
-            for construct_id, duty in (("JobRole", foundation.job_role), ("PipelineRole", foundation.pipeline_role))
-        )
+        # Grants below become policies of this stack: the foundation must not depend on it.
+        job_role = foundation.job_role.imported_into(self, "JobRole")
+        pipeline_role = foundation.pipeline_role.imported_into(self, "PipelineRole")
 
         self.code = StepCode(
             self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -38,10 +37,10 @@ class StudioStack(cdk.Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
-        # Imported by name so grants made here are policies of this stack (no cycle with the foundation).
+        # Grants made here become policies of this stack (no cycle with the foundation).
         persona_roles = {
-            "data_scientist": iam.Role.from_role_name(self, "DataScientistRole", foundation.studio_user_role.role.role_name),
-            "lead": iam.Role.from_role_name(self, "LeadRole", foundation.studio_lead_role.role.role_name),
+            "data_scientist": foundation.studio_user_role.imported_into(self, "DataScientistRole"),
+            "lead": foundation.studio_lead_role.imported_into(self, "LeadRole"),
         }
         self.domain = StudioDomain(
             self,
@@ -83,8 +82,8 @@ class StudioStack(cdk.Stack):
             )
             # The pipeline and the jobs it runs log their runs too.
             pipeline_roles = [
-                iam.Role.from_role_name(self, construct_id, duty.role.role_name)
-                for construct_id, duty in (("PipelineRole", foundation.pipeline_role), ("JobRole", foundation.job_role))
+                foundation.pipeline_role.imported_into(self, "PipelineRole"),
+                foundation.job_role.imported_into(self, "JobRole"),
             ]
             for role in (*persona_roles.values(), *pipeline_roles):
                 self.mlflow.grant_use(role)
