@@ -21,7 +21,6 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # Set before the SDK is imported: 2.x otherwise prints a deprecation banner, config-file notices and

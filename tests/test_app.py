@@ -19,7 +19,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from config import load_config
 from stacks.platform_stage import ENVIRONMENT_TAG, PlatformStage
-from tests.conftest import ROOT, AwsCallAttempted, load_json, synthesize
+from tests.conftest import ROOT, AwsCallAttempted, load_json
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
