@@ -150,19 +150,15 @@ def is_complete(event: dict, context: Any = None) -> dict:
 
 def _delete_apps(domain_id: str) -> list[str]:
     """Request deletion of every live app; return labels of the apps that are not yet Deleted."""
-    remaining = []
-    for app in _list(domain_id, "list_apps", "Apps", "apps"):
-        status = app.get("Status")
-        label = _app_label(app)
-        if status == APP_GONE:
-            continue
-        if status == IN_PROGRESS:
-            remaining.append(f"{label} (Deleting)")
-            continue
-        print(f"[{domain_id}] deleting app {label} (was {status})")
-        if _request(domain_id, f"app {label}", _client().delete_app, **_app_key(domain_id, app)):
-            remaining.append(f"{label} ({status} -> delete requested)")
-    return remaining
+    return _delete_each(
+        domain_id,
+        _list(domain_id, "list_apps", "Apps", "apps"),
+        kind="app",
+        label=_app_label,
+        key=lambda app: _app_key(domain_id, app),
+        delete=_client().delete_app,
+        gone=(APP_GONE,),
+    )
 
 
 def _app_key(domain_id: str, app: dict) -> dict:
@@ -185,16 +181,14 @@ def _app_label(app: dict) -> str:
 
 def _delete_spaces(domain_id: str) -> list[str]:
     """Request deletion of every space not already Deleting; return labels of the spaces that remain."""
-    remaining = []
-    for space in _list(domain_id, "list_spaces", "Spaces", "spaces"):
-        name, status = space["SpaceName"], space.get("Status")
-        if status == IN_PROGRESS:
-            remaining.append(f"{name} (Deleting)")
-            continue
-        print(f"[{domain_id}] deleting space {name} (was {status})")
-        if _request(domain_id, f"space {name}", _client().delete_space, DomainId=domain_id, SpaceName=name):
-            remaining.append(f"{name} ({status} -> delete requested)")
-    return remaining
+    return _delete_each(
+        domain_id,
+        _list(domain_id, "list_spaces", "Spaces", "spaces"),
+        kind="space",
+        label=lambda space: space["SpaceName"],
+        key=lambda space: {"DomainId": domain_id, "SpaceName": space["SpaceName"]},
+        delete=_client().delete_space,
+    )
 
 
 # --------------------------------------------------------------------------------------------------- profiles
@@ -202,17 +196,14 @@ def _delete_spaces(domain_id: str) -> list[str]:
 
 def _delete_user_profiles(domain_id: str) -> list[str]:
     """Request deletion of every user profile not already Deleting; return labels of the profiles that remain."""
-    remaining = []
-    for profile in _list(domain_id, "list_user_profiles", "UserProfiles", "user profiles"):
-        name, status = profile["UserProfileName"], profile.get("Status")
-        if status == IN_PROGRESS:
-            remaining.append(f"{name} (Deleting)")
-            continue
-        print(f"[{domain_id}] deleting user profile {name} (was {status})")
-        call = _client().delete_user_profile
-        if _request(domain_id, f"user profile {name}", call, DomainId=domain_id, UserProfileName=name):
-            remaining.append(f"{name} ({status} -> delete requested)")
-    return remaining
+    return _delete_each(
+        domain_id,
+        _list(domain_id, "list_user_profiles", "UserProfiles", "user profiles"),
+        kind="user profile",
+        label=lambda profile: profile["UserProfileName"],
+        key=lambda profile: {"DomainId": domain_id, "UserProfileName": profile["UserProfileName"]},
+        delete=_client().delete_user_profile,
+    )
 
 
 # --------------------------------------------------------------------------------------------------- domain
@@ -266,6 +257,35 @@ def _domain_id(event: dict) -> str:
     if not domain_id:
         raise StudioCleanupError("ResourceProperties.DomainId is empty")
     return domain_id
+
+
+def _delete_each(
+    domain_id: str,
+    resources: list[dict],
+    *,
+    kind: str,
+    label: Callable[[dict], str],
+    key: Callable[[dict], dict],
+    delete: Callable[..., Any],
+    gone: tuple[str, ...] = (),
+) -> list[str]:
+    """Request deletion of each resource not gone or Deleting; return labels of those that remain.
+
+    Apps report ``Deleted`` for a while after deletion (``gone``); spaces and profiles just disappear.
+    """
+    remaining = []
+    for resource in resources:
+        status = resource.get("Status")
+        if status in gone:
+            continue
+        name = label(resource)
+        if status == IN_PROGRESS:
+            remaining.append(f"{name} (Deleting)")
+            continue
+        print(f"[{domain_id}] deleting {kind} {name} (was {status})")
+        if _request(domain_id, f"{kind} {name}", delete, **key(resource)):
+            remaining.append(f"{name} ({status} -> delete requested)")
+    return remaining
 
 
 def _list(domain_id: str, operation: str, key: str, what: str) -> list[dict]:
