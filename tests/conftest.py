@@ -121,6 +121,31 @@ def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
     return {k: v for k, v in template_json["Resources"].items() if v["Type"] == resource_type}
 
 
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def logical_id(template_json: dict, resource_type: str, prefix: str) -> str:
+    """The one resource of ``resource_type`` whose logical id is ``prefix`` plus CDK's hash."""
+    (match,) = [k for k in resources_of(template_json, resource_type) if k.startswith(prefix) and not k[len(prefix)].islower()]
+    return match
+
+
+def role_policies(template_json: dict) -> list[dict]:
+    """Inline policies and the customer-managed overflow policies CDK splits long ones into."""
+    return [*resources_of(template_json, "AWS::IAM::Policy").values(), *resources_of(template_json, "AWS::IAM::ManagedPolicy").values()]
+
+
+def role_statements(template_json: dict, role: str) -> list[dict]:
+    """Every policy statement attached to the role whose logical id starts with ``role``."""
+    role_id = logical_id(template_json, "AWS::IAM::Role", role)
+    statements = []
+    for policy in role_policies(template_json):
+        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -9,34 +9,13 @@ from aws_cdk.assertions import Template
 from config.schema import PlatformConfig
 from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
-from tests.conftest import resources_of
+from tests.conftest import as_list, logical_id, resources_of, role_policies, role_statements
 
 ROLES = ["StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole", "MlflowRole"]
 BUCKETS = ["DataBucket", "ModelBucket", "CaptureBucket", "ReportsBucket"]
 CRYPTO_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
 
-def logical_id(template_json: dict, resource_type: str, prefix: str) -> str:
-    (match,) = [k for k in resources_of(template_json, resource_type) if k.startswith(prefix) and not k[len(prefix)].islower()]
-    return match
-
-
-def role_policies(template_json: dict) -> list[dict]:
-    """Inline policies and the customer-managed overflow policies CDK splits long ones into."""
-    return [*resources_of(template_json, "AWS::IAM::Policy").values(), *resources_of(template_json, "AWS::IAM::ManagedPolicy").values()]
-
-
-def role_statements(template_json: dict, role: str) -> list[dict]:
-    role_id = logical_id(template_json, "AWS::IAM::Role", role)
-    statements = []
-    for policy in role_policies(template_json):
-        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
-
-
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def allowed(statements: list[dict], action: str) -> list:

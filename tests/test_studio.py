@@ -14,7 +14,7 @@ from app import cdk_json_context
 from config import load_config
 from config.schema import STUDIO_INSTANCE_TYPES
 from stacks.platform_stage import PlatformStage
-from tests.conftest import resources_of
+from tests.conftest import as_list, resources_of, role_statements
 
 
 def only(template_json: dict, resource_type: str) -> tuple[str, dict]:
@@ -149,8 +149,8 @@ def test_cleanup_handlers_poll_for_long_enough_with_a_scoped_role(dev_studio):
     (machine,) = resources_of(dev_studio, "AWS::StepFunctions::StateMachine").values()
     definition = json.dumps(machine["Properties"]["DefinitionString"])
     assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":110' in definition  # 55 minutes
-    role_id = functions["index.on_event"]["Role"]["Fn::GetAtt"][0]
-    statements = [s for p in resources_of(dev_studio, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert functions["index.on_event"]["Role"]["Fn::GetAtt"][0].startswith("DomainCleanupRole")
+    statements = role_statements(dev_studio, "DomainCleanupRole")
     delete = next(s for s in statements if "sagemaker:DeleteApp" in s["Action"])
     domain = {"Fn::GetAtt": [only(dev_studio, "AWS::SageMaker::Domain")[0], "DomainId"]}
     assert [(r["Fn::Join"][1][0].rsplit(":", 1)[-1], *r["Fn::Join"][1][1:]) for r in delete["Resource"]] == [
@@ -174,21 +174,15 @@ def test_mlflow_tracking_server_and_who_may_use_it(dev_studio, examples):
     # MLflow clients upload artifacts themselves: every user may write the artifact store.
     foundation = examples["dev"].template_json("Foundation")
     for role in ("StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole"):
-        role_id = next(k for k in resources_of(foundation, "AWS::IAM::Role") if k.startswith(role))
         writes = [
             r["Fn::Join"][1][-1]
-            for p in [*resources_of(foundation, "AWS::IAM::Policy").values(), *resources_of(foundation, "AWS::IAM::ManagedPolicy").values()]
-            if {"Ref": role_id} in p["Properties"].get("Roles", [])
-            for st in p["Properties"]["PolicyDocument"]["Statement"]
+            for st in role_statements(foundation, role)
             if "s3:PutObject" in st["Action"]
-            for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+            for r in as_list(st["Resource"])
             if "ModelBucket" in json.dumps(r)
         ]
         assert writes and set(writes) <= {"/mlflow/*", "/*"}, role
-    foundation = examples["dev"].template_json("Foundation")
-    role_id = next(k for k in resources_of(foundation, "AWS::IAM::Role") if k.startswith("MlflowRole"))
-    statements = [s for p in resources_of(foundation, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    puts = [s["Resource"] for s in statements if "s3:PutObject" in s["Action"]]
+    puts = [s["Resource"] for s in role_statements(foundation, "MlflowRole") if "s3:PutObject" in s["Action"]]
     assert [r["Fn::Join"][1][-1] for r in puts] == ["/mlflow/*"]
 
 
@@ -224,14 +218,7 @@ def _studio_template(tmp_path: Path, studio_yaml: str) -> dict:
 
 
 def cleanup_policy_actions(template: dict) -> set[str]:
-    cleanup_role = next(k for k in resources_of(template, "AWS::IAM::Role") if k.startswith("DomainCleanupRole"))
-    return {
-        a
-        for p in resources_of(template, "AWS::IAM::Policy").values()
-        if {"Ref": cleanup_role} in p["Properties"]["Roles"]
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-    }
+    return {a for s in role_statements(template, "DomainCleanupRole") for a in as_list(s["Action"])}
 
 
 def test_home_efs_is_retained_unless_config_says_delete(studio, tmp_path):
@@ -283,9 +270,5 @@ def test_execution_roles_can_work_in_the_domain_and_accept_source_identity(dev_s
     foundation = examples["dev"].template_json("Foundation")
     for role in ("StudioUserRole", "StudioLeadRole", "JobRole", "ModelExecutionRole", "PipelineExecutionRole"):
         trust = next(r for k, r in resources_of(foundation, "AWS::IAM::Role").items() if k.startswith(role))
-        actions = {
-            a
-            for s in trust["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        }
+        actions = {a for s in trust["Properties"]["AssumeRolePolicyDocument"]["Statement"] for a in as_list(s["Action"])}
         assert actions == {"sts:AssumeRole", "sts:SetSourceIdentity"}, role
