@@ -2,9 +2,12 @@
 #   make synth [ENV=name]   set up, then synthesize the platform into cdk.out/ (no AWS account needed)
 #   make test               set up, then run the test suite
 #   make local-run [DATA=file.csv TARGET=column]   run the pipeline's real step scripts locally (no AWS, no Docker)
-#   make bench              set up, then run the benchmarks (synth time, preprocessing throughput)
+#   make bench              set up, then run the benchmarks (synth time, preprocessing throughput,
+#                           inference latency)
 #   make lint [ENV=name]    synthesize, then run cfn-lint on every template
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
+#   make approved-model ENV=name [GROUP=name-or-arn]   record the group's newest Approved model package
+#                           in cdk.context.json for synth (credentials needed)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PYTHON ?= python3
@@ -19,7 +22,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth lint test local-run bench diff deploy lock clean
+.PHONY: setup setup-dev synth lint test local-run bench diff deploy approved-model lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -57,12 +60,17 @@ local-run: setup-dev
 bench: setup-dev
 	$(PY) benchmarks/synth_time.py
 	$(PY) benchmarks/preprocess_throughput.py
+	$(PY) benchmarks/inference_latency.py
 
 diff: setup
 	cdk diff -c env=$(ENV) 'MlPlatform-$(ENV)/*'
 
 deploy: setup
 	cdk deploy -c env=$(ENV) 'MlPlatform-$(ENV)/*'
+
+# Exit 1 when the group has no approved package: the recorded value is then left as it was.
+approved-model: setup
+	$(PY) -m ops.approved_model --env $(ENV) $(if $(GROUP),--group $(GROUP))
 
 # Re-pin Python dependencies after editing requirements*.in.
 lock: setup-dev

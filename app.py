@@ -13,8 +13,12 @@ from cdk_nag import AwsSolutionsChecks
 
 from config import ConfigError, load_config
 from config.loader import DEFAULT_CONFIG_DIR
+from ops.approved_model import context_key, read_recorded
 from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT
 from stacks.platform_stage import PlatformStage
+from stacks.serving_stack import ApprovedPackage
+
+ROOT = Path(__file__).resolve().parent
 
 
 def make_app(*, outdir: str, context: dict | None = None) -> cdk.App:
@@ -36,17 +40,34 @@ def make_app(*, outdir: str, context: dict | None = None) -> cdk.App:
 
 
 def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> PlatformStage:
-    """Add the environment selected with ``-c env=NAME`` to ``app``, checked by cdk-nag."""
+    """Add the environment selected with ``-c env=NAME`` to ``app``, checked by cdk-nag.
+
+    The model package to serve comes from context (``ops.approved_model`` records it in
+    ``cdk.context.json``), never from an AWS call.
+    """
     config = load_config(app.node.try_get_context("env"), config_dir=config_dir)
-    stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config)
+    key = context_key(config.name)
+    try:
+        recorded = read_recorded({key: app.node.try_get_context(key)}, config.name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    package = ApprovedPackage(arn=recorded["arn"], version=recorded["version"]) if recorded else None
+    stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config, approved_package=package)
+    if stage.serving_skipped:
+        hint = "" if not config.serving.enabled else f"; after approving one, run `make approved-model ENV={config.name}`"
+        print(f"serving: no endpoints in '{config.name}': {stage.serving_skipped} (context key '{key}'){hint}", file=sys.stderr)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return stage
 
 
-def cdk_json_context() -> dict:
-    """The feature flags in ``cdk.json``, for runs without the CDK CLI (tests, benchmarks, ``python app.py``)."""
-    with open(Path(__file__).with_name("cdk.json"), encoding="utf-8") as f:
-        return json.load(f)["context"]
+def cdk_json_context(*, recorded: bool = True) -> dict:
+    """The context the CDK CLI would pass, for runs without it (tests, benchmarks, ``python app.py``):
+    ``cdk.json``'s feature flags plus, with ``recorded``, the values in ``cdk.context.json``."""
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    recorded_file = ROOT / "cdk.context.json"
+    if recorded and recorded_file.is_file():
+        context.update(json.loads(recorded_file.read_text(encoding="utf-8")))
+    return context
 
 
 def main() -> None:

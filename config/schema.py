@@ -201,6 +201,15 @@ SCHEDULE_PATTERN = re.compile(
 )
 
 
+def _check_schedule(value: str | None) -> str | None:
+    if value is not None and not SCHEDULE_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not an EventBridge Scheduler expression; allowed: 'cron(0 3 ? * MON *)' "
+            "(six fields) or 'rate(7 days)'"
+        )
+    return value
+
+
 def _check_instance_type(value: str) -> str:
     if not INSTANCE_TYPE_PATTERN.match(value):
         raise ValueError(f"{value!r} is not a SageMaker instance type; allowed: names like 'ml.m5.xlarge'")
@@ -259,12 +268,7 @@ class PipelineConfig(StrictModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is not None and not SCHEDULE_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not an EventBridge Scheduler expression; allowed: 'cron(0 3 ? * MON *)' "
-                "(six fields) or 'rate(7 days)'"
-            )
-        return value
+        return _check_schedule(value)
 
     @field_validator("registry_shared_with_accounts")
     @classmethod
@@ -419,6 +423,195 @@ class StudioConfig(StrictModel):
         return self
 
 
+ENDPOINT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+S3_PREFIX_PATTERN = re.compile(r"^([A-Za-z0-9!_.*'()\-]+/)+$")
+MAX_ENDPOINT_INSTANCES = 100
+
+
+def _check_endpoint_name(value: str | None) -> str | None:
+    if value is not None and not ENDPOINT_NAME_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a valid endpoint name; allowed: 1-63 letters, digits and '-', starting and ending with a letter or digit")
+    return value
+
+
+def _check_prefix(value: str) -> str:
+    if not S3_PREFIX_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not an S3 key prefix; allowed: folder names ending in '/', e.g. 'multi-model/'")
+    return value
+
+
+class ScalingConfig(StrictModel):
+    """Application Auto Scaling of one endpoint variant (target tracking)."""
+
+    min_capacity: int = Field(default=1, ge=0, le=MAX_ENDPOINT_INSTANCES)
+    max_capacity: int = Field(default=4, ge=1, le=MAX_ENDPOINT_INSTANCES)
+    # The platform's reference settings: scale in slowly, scale out fast.
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _range(self) -> ScalingConfig:
+        if self.min_capacity > self.max_capacity:
+            raise KeyedError("min_capacity", f"{self.min_capacity} exceeds max_capacity={self.max_capacity}; allowed: min_capacity <= max_capacity")
+        return self
+
+
+class RolloutConfig(StrictModel):
+    """How an endpoint update shifts traffic (blue/green) and when it rolls back.
+
+    ``canary``: ``canary_percent`` of the capacity first, then the rest; ``linear``: steps of
+    ``linear_step_percent``; ``all_at_once``: everything, then a bake period. Each step waits
+    ``wait_seconds``; any rollback alarm in ALARM meanwhile sends all traffic back to the old fleet.
+    """
+
+    mode: Literal["canary", "linear", "all_at_once"] = "canary"
+    canary_percent: int = Field(default=10, ge=1, le=50)
+    linear_step_percent: int = Field(default=20, ge=5, le=50)
+    wait_seconds: int = Field(default=300, ge=0, le=3600)
+    # How long the old fleet stays after the shift (instant rollback still possible).
+    termination_wait_seconds: int = Field(default=120, ge=0, le=3600)
+    max_execution_seconds: int = Field(default=3600, ge=600, le=14400)
+    # Rollback alarms: server errors per minute, and p99 model latency.
+    max_5xx_errors_per_minute: int = Field(default=5, ge=1, le=100_000)
+    max_model_latency_ms: int = Field(default=1000, ge=1, le=3_600_000)
+
+
+class _EndpointBase(StrictModel):
+    enabled: bool = True
+    # The stable name clients call; default ``<prefix>-<kind>``.
+    endpoint_name: str | None = None
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = Field(default=1, ge=1, le=MAX_ENDPOINT_INSTANCES)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+
+    @field_validator("endpoint_name")
+    @classmethod
+    def _endpoint_name(cls, value: str | None) -> str | None:
+        return _check_endpoint_name(value)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+    def _check_capacity(self, *, allow_zero: bool) -> None:
+        if not allow_zero and self.scaling.min_capacity < 1:
+            raise KeyedError("scaling.min_capacity", f"{self.scaling.min_capacity} instances; allowed: at least 1 (this endpoint cannot scale to zero)")
+        if not self.scaling.min_capacity <= self.initial_instance_count <= self.scaling.max_capacity:
+            raise KeyedError(
+                "initial_instance_count",
+                f"{self.initial_instance_count} is outside scaling.min_capacity..max_capacity "
+                f"({self.scaling.min_capacity}..{self.scaling.max_capacity}); allowed: a count in that range",
+            )
+
+
+class RealtimeEndpointConfig(_EndpointBase):
+    """The real-time endpoint serving the latest approved model package."""
+
+    variant_name: str = "AllTraffic"
+    # Share of requests (and their responses) written to the capture bucket.
+    data_capture_percentage: int = Field(default=100, ge=0, le=100)
+    target_invocations_per_instance: float = Field(default=70.0, gt=0, le=100_000)
+
+    @field_validator("variant_name")
+    @classmethod
+    def _variant(cls, value: str) -> str:
+        if not ENDPOINT_NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a valid variant name; allowed: 1-63 letters, digits and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _capacity(self) -> RealtimeEndpointConfig:
+        self._check_capacity(allow_zero=False)
+        return self
+
+
+class MultiModelEndpointConfig(_EndpointBase):
+    """One endpoint hosting every model archive under ``model_data_prefix`` of the models bucket."""
+
+    model_data_prefix: str = "multi-model/"
+    target_invocations_per_instance: float = Field(default=70.0, gt=0, le=100_000)
+
+    @field_validator("model_data_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return _check_prefix(value)
+
+    @model_validator(mode="after")
+    def _capacity(self) -> MultiModelEndpointConfig:
+        self._check_capacity(allow_zero=False)
+        return self
+
+
+class AsyncEndpointConfig(_EndpointBase):
+    """Asynchronous endpoint: requests and results in S3, completion notices on SNS.
+
+    ``scaling.min_capacity: 0`` lets it scale to zero when the queue is empty; a request then
+    waits for an instance to start.
+    """
+
+    max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
+    data_capture_percentage: int = Field(default=100, ge=0, le=100)
+    target_backlog_per_instance: float = Field(default=5.0, gt=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _capacity(self) -> AsyncEndpointConfig:
+        self._check_capacity(allow_zero=True)
+        return self
+
+
+class BatchScoringConfig(StrictModel):
+    """A batch-scoring pipeline: one transform job over headerless CSV files with the approved model."""
+
+    enabled: bool = True
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=MAX_ENDPOINT_INSTANCES)
+    max_payload_mb: int = Field(default=6, ge=1, le=100)
+    # Parallel requests per instance; 0 lets SageMaker choose.
+    max_concurrent_transforms: int = Field(default=0, ge=0, le=1000)
+    # EventBridge Scheduler expression; none means started by hand or by another system.
+    schedule: str | None = None
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return _check_schedule(value)
+
+    @model_validator(mode="after")
+    def _payload(self) -> BatchScoringConfig:
+        if self.max_concurrent_transforms * self.max_payload_mb > 100:
+            raise KeyedError(
+                "max_concurrent_transforms",
+                f"{self.max_concurrent_transforms} x max_payload_mb={self.max_payload_mb} exceeds 100 MB; "
+                "allowed: max_concurrent_transforms x max_payload_mb <= 100 (SageMaker's limit)",
+            )
+        return self
+
+
+class ServingConfig(StrictModel):
+    """Endpoints and batch scoring for the latest approved model package (recorded in CDK context)."""
+
+    enabled: bool = True
+    realtime: RealtimeEndpointConfig = Field(default_factory=RealtimeEndpointConfig)
+    multi_model: MultiModelEndpointConfig = Field(default_factory=MultiModelEndpointConfig)
+    asynchronous: AsyncEndpointConfig = Field(default_factory=AsyncEndpointConfig)
+    batch: BatchScoringConfig = Field(default_factory=BatchScoringConfig)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> ServingConfig:
+        names = [e.endpoint_name for e in (self.realtime, self.multi_model, self.asynchronous) if e.endpoint_name]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise KeyedError("realtime.endpoint_name", f"{duplicates} is used by more than one endpoint; allowed: a distinct name per endpoint")
+        return self
+
+
 class PlatformConfig(StrictModel):
     """One environment of the platform (``config/environments/<name>.yaml``)."""
 
@@ -430,6 +623,7 @@ class PlatformConfig(StrictModel):
     tags: dict[str, str] = Field(default_factory=dict)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     studio: StudioConfig = Field(default_factory=StudioConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     # What CloudFormation does with buckets, keys and log groups when the stack is deleted.
     stateful_resources_on_delete: Literal["retain", "destroy"] = "retain"
 

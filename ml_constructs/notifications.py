@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -37,6 +38,12 @@ class NotificationTopic(Construct):
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self.topic_arn = self.topic.topic_arn
+
+    def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` publish to the topic (and use its key to encrypt the message)."""
+        # Not topic.grant_publish: it grants kms:GenerateDataKey* where the key's explicit actions suffice.
+        self.key.grant_encrypt_decrypt(grantee)
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["sns:Publish"], resource_arns=[self.topic_arn])
 
     def notify_on(self, rule: events.Rule, *, message: events.RuleTargetInput | None = None) -> None:
         """Send what ``rule`` matches to this topic.

@@ -188,6 +188,23 @@ class DutyRole(Construct):
             "narrowest ARN available.",
         )
 
+    def allow_pull_images(self, *, repository_arns: list[str]) -> None:
+        """Let SageMaker pull container images from ``repository_arns`` with this role."""
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=sorted(repository_arns),
+            )
+        )
+        # An authorization token is account-wide: ECR has no resource to scope it to.
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        acknowledge_wildcards(
+            self,
+            resources=["*"],
+            reason="ecr:GetAuthorizationToken supports no resource-level permissions; image pulls are limited "
+            "to the named repositories.",
+        )
+
     def allow_write_logs(self, *, log_group_prefix: str) -> None:
         """Let this role write to CloudWatch log groups whose names start with ``log_group_prefix``."""
         arn = cdk.Arn.format(

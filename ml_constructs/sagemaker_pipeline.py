@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from ml_constructs.nag import acknowledge, acknowledge_wildcards
@@ -125,6 +126,22 @@ class SageMakerPipeline(Construct):
         acknowledge(deployment.handler_role.node.scope, "AwsSolutions-L1", reason)
         return {"PipelineDefinitionS3Location": {"Bucket": bucket.bucket_name, "Key": prefix + name}}
 
+    def start_on_schedule(self, id_: str, *, expression: str, role: iam.IRole, description: str) -> scheduler.CfnSchedule:
+        """An EventBridge Scheduler schedule starting this pipeline (``role`` may start it)."""
+        return scheduler.CfnSchedule(
+            self,
+            id_,
+            description=description,
+            schedule_expression=expression,
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.pipeline_arn,
+                role_arn=role.role_arn,
+                sage_maker_pipeline_parameters=scheduler.CfnSchedule.SageMakerPipelineParametersProperty(pipeline_parameter_list=[]),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=3),
+            ),
+        )
+
     def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
         """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""
         return events.Rule(
@@ -145,6 +162,18 @@ def framework_image_uri(scope: Construct, *, framework: str, version: str, image
     The registry account differs per region; the SageMaker SDK's bundled table becomes a
     CloudFormation mapping, so the same template works in every region it lists.
     """
+    account, repository, tag = _framework_registry(scope, framework, version, image_scope)
+    stack = cdk.Stack.of(scope)
+    return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{repository}:{tag}"
+
+
+def framework_repository_arn(scope: Construct, *, framework: str, version: str, image_scope: str = "inference") -> str:
+    """ARN of the ECR repository holding a SageMaker framework container (for pull permissions)."""
+    account, repository, _ = _framework_registry(scope, framework, version, image_scope)
+    return cdk.Stack.of(scope).format_arn(service="ecr", account=account, resource="repository", resource_name=repository)
+
+
+def _framework_registry(scope: Construct, framework: str, version: str, image_scope: str) -> tuple[str, str, str]:
     registries, repository, tag = _framework_image(framework, version, image_scope)
     stack = cdk.Stack.of(scope)
     mapping_id = f"{framework.title()}ImageRegistries"
@@ -153,8 +182,7 @@ def framework_image_uri(scope: Construct, *, framework: str, version: str, image
     )
     if not cdk.Token.is_unresolved(stack.region) and stack.region not in registries:
         raise ValueError(f"no {framework} {version} image in region {stack.region}; available in: {', '.join(sorted(registries))}")
-    account = mapping.find_in_map(stack.region, "account")
-    return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{repository}:{tag}"
+    return mapping.find_in_map(stack.region, "account"), repository, tag
 
 
 def _framework_image(framework: str, version: str, image_scope: str) -> tuple[dict[str, str], str, str]:

@@ -13,11 +13,16 @@ from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.roles import SAGEMAKER, DutyRole
+from ml_constructs.sagemaker_pipeline import framework_repository_arn
 
 SCHEDULER = "scheduler.amazonaws.com"
 EVENTS = "events.amazonaws.com"
 SAGEMAKER_LOG_GROUPS = "/aws/sagemaker/"
 MLFLOW_PREFIX = "mlflow/"
+SKLEARN_VERSION = "1.2-1"  # the framework container the steps and models run in
+# Data-bucket prefixes the model role reads requests from and writes results to.
+ASYNC_INFERENCE_PREFIX = "async-inference/"
+BATCH_SCORING_PREFIX = "batch-scoring/"
 
 
 class FoundationStack(cdk.Stack):
@@ -31,6 +36,8 @@ class FoundationStack(cdk.Stack):
         model bucket's ``mlflow/`` prefix). Default: ``True``.
     :param models_shared_with_accounts: accounts that deploy this environment's registered models:
         they may read the model-build pipeline's artifacts and decrypt them through S3. Default: none.
+    :param multi_model_prefix: models-bucket prefix the multi-model endpoint loads archives from
+        (its role reads only that). Default: ``multi-model/``.
     """
 
     def __init__(
@@ -43,6 +50,7 @@ class FoundationStack(cdk.Stack):
         destroy_stateful_resources: bool = False,
         models_shared_with_accounts: list[str] = (),
         mlflow_enabled: bool = True,
+        multi_model_prefix: str = "multi-model/",
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -91,6 +99,7 @@ class FoundationStack(cdk.Stack):
         self.pipeline_role = role("PipelineExecutionRole", "SageMaker Pipelines execution role", SAGEMAKER)
         self.job_role = role("JobRole", "Processing and training job role", SAGEMAKER)
         self.model_role = role("ModelExecutionRole", "Model (endpoint and transform) execution role", SAGEMAKER)
+        self.multi_model_role = role("MultiModelRole", "Multi-model endpoint execution role", SAGEMAKER)
         self.scheduler_role = role("SchedulerRole", "EventBridge and Scheduler role", SCHEDULER, EVENTS, pin=True)
         # The tracking server's role lives here because the models key's policy names it.
         self.mlflow_role = role("MlflowRole", "SageMaker MLflow tracking server role", SAGEMAKER) if mlflow_enabled else None
@@ -109,12 +118,27 @@ class FoundationStack(cdk.Stack):
         self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}ProcessingJobs")
         self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TrainingJobs")
 
-        # Models: read artifacts, write captured requests, run inside the VPC.
-        self.model_bucket.grant_read(self.model_role)
+        sklearn_repository = framework_repository_arn(self, framework="sklearn", version=SKLEARN_VERSION)
+        self.job_role.allow_pull_images(repository_arns=[sklearn_repository])
+
+        # Models: read the pipeline's model artifacts, write captured requests, read asynchronous and
+        # batch requests and write their results, run inside the VPC.
+        self.model_artifacts_prefix = f"{resource_prefix}-model-build/*/model/"
+        self.model_bucket.grant_read(self.model_role, prefix=self.model_artifacts_prefix)
         self.capture_bucket.grant_write(self.model_role)
-        self.models_key.grant_use_by_aws_resources(self.model_role)
-        network.grant_manage_job_network_interfaces(self.model_role)
-        self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}Endpoints")
+        self.data_bucket.grant_read(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}input/")
+        self.data_bucket.grant_write(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}output/")
+        self.data_bucket.grant_write(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}failures/")
+        self.data_bucket.grant_read(self.model_role, prefix=f"{BATCH_SCORING_PREFIX}input/")
+        self.data_bucket.grant_write(self.model_role, prefix=f"{BATCH_SCORING_PREFIX}output/")
+        # Multi-model endpoint: reads archives under its prefix only.
+        self.multi_model_prefix = multi_model_prefix
+        self.model_bucket.grant_read(self.multi_model_role, prefix=multi_model_prefix)
+        for serving_role in (self.model_role, self.multi_model_role):
+            self.models_key.grant_use_by_aws_resources(serving_role)
+            network.grant_manage_job_network_interfaces(serving_role)
+            serving_role.allow_pull_images(repository_arns=[sklearn_repository])
+            serving_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}Endpoints")
         self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TransformJobs")
 
         # Pipelines: launch VPC-bound jobs with the job and model roles, read what steps wrote.
@@ -141,6 +165,8 @@ class FoundationStack(cdk.Stack):
             self.models_key.grant_use_by_aws_resources(studio_role)
             network.grant_manage_job_network_interfaces(studio_role)
         self.studio_lead_role.allow_review_model_packages(group_name=f"{resource_prefix}-models")
+        # Leads publish model archives to the multi-model endpoint.
+        self.model_bucket.grant_write(self.studio_lead_role, prefix=multi_model_prefix)
         if mlflow_enabled:
             # MLflow clients upload run artifacts to the artifact store with their own credentials.
             for mlflow_user in (self.studio_user_role, self.studio_lead_role, self.pipeline_role, self.job_role):
@@ -163,5 +189,6 @@ class FoundationStack(cdk.Stack):
             ("StudioUserRoleArn", self.studio_user_role.role_arn, "Studio data scientist execution role"),
             ("StudioLeadRoleArn", self.studio_lead_role.role_arn, "Studio lead execution role"),
             ("PipelineExecutionRoleArn", self.pipeline_role.role_arn, "Pipeline execution role"),
+            ("ModelExecutionRoleArn", self.model_role.role_arn, "Endpoint and batch-transform model role"),
         ]:
             cdk.CfnOutput(self, name, value=value, description=what)

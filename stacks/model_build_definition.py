@@ -7,14 +7,10 @@ even that when nothing the definition depends on has changed.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from config.schema import PipelineConfig
+from stacks.definition_cache import cached_build
 
 # What a definition is made from besides its arguments: the builder code and the SDK version.
 _BUILDER_SOURCES = [Path(__file__), Path(__file__).resolve().parent.parent / "pipeline_code" / "pipeline.py"]
@@ -39,22 +35,12 @@ def cached_definition(
         "settings": settings.model_dump(mode="json"),
         "subnet_count": subnet_count,
     }
-    if cache_dir is None:
-        return build_definition(**{**arguments, "settings": settings})
-    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode())
-    digest.update(importlib.metadata.version("sagemaker").encode())
-    for source in _BUILDER_SOURCES:
-        digest.update(source.read_bytes())
-    entry = cache_dir / f"{digest.hexdigest()}.json"
-    if entry.is_file():
-        return entry.read_text(encoding="utf-8")
-    definition = build_definition(**{**arguments, "settings": settings})
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=cache_dir, prefix=".partial-")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(definition)
-    os.replace(partial, entry)
-    return definition
+    return cached_build(
+        cache_dir=cache_dir,
+        arguments=arguments,
+        sources=_BUILDER_SOURCES,
+        build=lambda: build_definition(**{**arguments, "settings": settings}),
+    )
 
 
 def _role_arn(name_placeholder: str) -> str:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from config.schema import PipelineConfig
@@ -15,11 +14,10 @@ from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
-from stacks.foundation_stack import FoundationStack
+from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
 from stacks.model_build_definition import cached_definition
 
 STEPS_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
-SKLEARN_VERSION = "1.2-1"  # the framework container the steps run in (pipeline_code.pipeline uses the same)
 # Context key naming a folder where built pipeline definitions are kept (unset: no cache).
 DEFINITION_CACHE_CONTEXT = "ml-platform:definition-cache-dir"
 
@@ -125,20 +123,11 @@ class ModelBuildStack(cdk.Stack):
         )
 
         if settings.schedule:
-            scheduler.CfnSchedule(
-                self,
+            self.pipeline.start_on_schedule(
                 "RetrainingSchedule",
+                expression=settings.schedule,
+                role=foundation.scheduler_role.role,
                 description=f"Retrain: start {pipeline_name}",
-                schedule_expression=settings.schedule,
-                flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-                target=scheduler.CfnSchedule.TargetProperty(
-                    arn=self.pipeline.pipeline_arn,
-                    role_arn=foundation.scheduler_role.role_arn,
-                    sage_maker_pipeline_parameters=scheduler.CfnSchedule.SageMakerPipelineParametersProperty(
-                        pipeline_parameter_list=[]
-                    ),
-                    retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=3),
-                ),
             )
 
         cdk.CfnOutput(self, "PipelineName", value=pipeline_name, description="SageMaker pipeline to start")

@@ -13,6 +13,7 @@ from config.schema import PlatformConfig
 from stacks.foundation_stack import FoundationStack
 from stacks.model_build_stack import ModelBuildStack
 from stacks.network_stack import NetworkStack
+from stacks.serving_stack import ApprovedPackage, ServingStack
 from stacks.studio_stack import StudioStack
 
 ENVIRONMENT_TAG = "ml-platform:environment"
@@ -22,9 +23,13 @@ class PlatformStage(cdk.Stage):
     """The per-environment stacks of the ML platform.
 
     :param config: the validated environment configuration.
+    :param approved_package: the model package version to serve. Default: none, which leaves out
+        the serving stack (``serving_skipped`` says why).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, config: PlatformConfig, **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, config: PlatformConfig, approved_package: ApprovedPackage | None = None, **kwargs
+    ) -> None:
         env = cdk.Environment(account=config.account, region=config.region) if config.account else None
         super().__init__(scope, id_, env=env, **kwargs)
         destroy = config.stateful_resources_on_delete == "destroy"
@@ -47,6 +52,7 @@ class PlatformStage(cdk.Stage):
             destroy_stateful_resources=destroy,
             models_shared_with_accounts=config.pipeline.registry_shared_with_accounts,
             mlflow_enabled=config.studio.enabled and config.studio.mlflow.enabled,
+            multi_model_prefix=config.serving.multi_model.model_data_prefix,
             description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
         )
 
@@ -76,6 +82,25 @@ class PlatformStage(cdk.Stage):
             else None
         )
 
+        self.serving: ServingStack | None = None
+        self.serving_skipped: str | None = None
+        if not config.serving.enabled:
+            self.serving_skipped = "serving.enabled is false"
+        elif approved_package is None:
+            self.serving_skipped = "no approved model package recorded"
+        else:
+            self.serving = ServingStack(
+                self,
+                "Serving",
+                network=self.network.network,
+                foundation=self.foundation,
+                settings=config.serving,
+                package=approved_package,
+                resource_prefix=prefix,
+                removal_policy=removal,
+                description=f"ML platform {config.name}: endpoints and batch scoring for model package version {approved_package.version}",
+            )
+
         tags = cdk.Tags.of(self)
         tags.add(ENVIRONMENT_TAG, config.name)
         for key, value in sorted(config.tags.items()):
@@ -83,5 +108,5 @@ class PlatformStage(cdk.Stage):
 
     @property
     def stacks(self) -> list[cdk.Stack]:
-        return [s for s in (self.network, self.foundation, self.model_build, self.studio) if s is not None]
+        return [s for s in (self.network, self.foundation, self.model_build, self.studio, self.serving) if s is not None]
 

@@ -90,9 +90,23 @@ class Synthesized:
         return self.assembly.get_nested_assembly(self.stage.artifact_id).get_stack_artifact(stack.artifact_id)
 
 
-def synthesize(outdir: Path, env: str | None = None, config_dir: Path | None = None) -> Synthesized:
-    """Synthesize the app exactly as ``app.py`` does (cdk.json context, cdk-nag on)."""
-    context = cdk_json_context()
+# What `python -m ops.approved_model` records once a package is approved (tests pass it as context).
+APPROVED_PACKAGE = {
+    "arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlp-sandbox-models/12",
+    "version": 12,
+    "group": "mlp-sandbox-models",
+    "creation_time": "2026-11-20T09:30:00Z",
+}
+
+
+def synthesize(
+    outdir: Path, env: str | None = None, config_dir: Path | None = None, *, context: dict | None = None
+) -> Synthesized:
+    """Synthesize the app exactly as ``app.py`` does (cdk.json context, cdk-nag on).
+
+    A developer's own ``cdk.context.json`` is ignored: tests pass what they need in ``context``.
+    """
+    context = {**cdk_json_context(recorded=False), **(context or {})}
     if env:
         context["env"] = env
     app = make_app(outdir=str(outdir), context=context)
@@ -156,6 +170,16 @@ def examples(tmp_path_factory) -> dict[str, Synthesized]:
     return {env: synthesize(tmp_path_factory.mktemp(f"cdk.out.{env}"), env) for env in ("dev", "prod")}
 
 
+def approved_context(env: str = "sandbox", package: dict = APPROVED_PACKAGE) -> dict:
+    return {f"ml-platform:{env}:approved-model-package": package}
+
+
 @pytest.fixture(scope="session")
-def every_synth(sandbox, examples) -> list[Synthesized]:
-    return [sandbox, *examples.values()]
+def serving(tmp_path_factory) -> Synthesized:
+    """The default platform with an approved model package recorded: it serves that package."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.serving"), context=approved_context())
+
+
+@pytest.fixture(scope="session")
+def every_synth(sandbox, examples, serving) -> list[Synthesized]:
+    return [sandbox, *examples.values(), serving]

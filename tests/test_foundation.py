@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
@@ -11,7 +13,10 @@ from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
 from tests.conftest import as_list, logical_id, resources_of, role_policies, role_statements
 
-ROLES = ["StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "SchedulerRole", "MlflowRole"]
+ROLES = [
+    "StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole",
+    "SchedulerRole", "MlflowRole",
+]  # fmt: skip
 BUCKETS = ["DataBucket", "ModelBucket", "CaptureBucket", "ReportsBucket"]
 CRYPTO_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
@@ -72,7 +77,7 @@ def test_key_policies_name_exactly_the_roles_that_use_them(sandbox):
     t = sandbox.template_json("Foundation")
     studio = {"StudioUserRole", "StudioLeadRole"}
     assert key_users(t, "DataKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
-    assert key_users(t, "ModelsKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MlflowRole"}
+    assert key_users(t, "ModelsKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole", "MlflowRole"}
     assert key_users(t, "StudioKey") == studio
 
 
@@ -298,11 +303,27 @@ def test_job_role_reads_data_and_writes_artifacts_but_cannot_change_data(sandbox
     assert bucket_arn(t, "CaptureBucket", objects=True) not in allowed(statements, "s3:GetObject")
 
 
-def test_model_role_writes_capture_and_reads_artifacts_only(sandbox):
+def test_model_role_writes_capture_and_results_and_reads_artifacts_and_requests_only(sandbox):
     t = sandbox.template_json("Foundation")
     statements = role_statements(t, "ModelExecutionRole")
-    assert allowed(statements, "s3:PutObject") == [bucket_arn(t, "CaptureBucket", objects=True)]
-    assert allowed(statements, "s3:GetObject") == [bucket_arn(t, "ModelBucket", objects=True)]
+
+    def objects(bucket: str, prefix: str) -> dict:
+        return {"Fn::Join": ["", [{"Fn::GetAtt": [logical_id(t, "AWS::S3::Bucket", bucket), "Arn"]}, f"/{prefix}*"]]}
+
+    def key(resource: dict) -> str:
+        return json.dumps(resource, sort_keys=True)
+
+    assert sorted(map(key, allowed(statements, "s3:PutObject"))) == sorted(map(key, [
+        bucket_arn(t, "CaptureBucket", objects=True),
+        objects("DataBucket", "async-inference/output/"),
+        objects("DataBucket", "async-inference/failures/"),
+        objects("DataBucket", "batch-scoring/output/"),
+    ]))  # fmt: skip
+    assert sorted(map(key, allowed(statements, "s3:GetObject"))) == sorted(map(key, [
+        objects("ModelBucket", "mlp-sandbox-model-build/*/model/"),
+        objects("DataBucket", "async-inference/input/"),
+        objects("DataBucket", "batch-scoring/input/"),
+    ]))  # fmt: skip
     assert not allowed(statements, "s3:DeleteObject")
 
 

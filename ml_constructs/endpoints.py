@@ -1,0 +1,430 @@
+"""SageMaker models and endpoints: content-named, VPC-bound, guarded on update and autoscaled.
+
+Models and endpoint configurations are immutable: any change replaces them. They carry a
+name derived from a hash of their CloudFormation properties, so the name changes exactly when
+the content does (and the replacement never collides with the old name). Endpoints keep the
+stable name clients call; an update moves them to the new configuration with a blue/green
+deployment that rolls back when an alarm fires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from ml_constructs.buckets import SecureBucket
+from ml_constructs.keys import PlatformKey
+from ml_constructs.network import PrivateNetwork
+from ml_constructs.notifications import NotificationTopic
+
+NAMESPACE = "AWS/SageMaker"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+NAME_HASH_LENGTH = 10
+MAX_NAME_LENGTH = 63
+CAPTURE_CSV_TYPES = ["text/csv"]
+CAPTURE_JSON_TYPES = ["application/json"]
+TRAFFIC_MODES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
+
+
+def content_name(resource: cdk.CfnResource, prefix: str) -> str:
+    """``<prefix>-<hash of the resource's properties>``: changes only when the content does.
+
+    Call before the name property is set. Tokens hash as their CloudFormation form (logical ids,
+    not deploy-time values), so the name is stable across synths of the same content.
+    """
+    stack = cdk.Stack.of(resource)
+    rendered = json.dumps(stack.resolve(resource._cfn_properties), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(rendered.encode()).hexdigest()[:NAME_HASH_LENGTH]
+    head = prefix[: MAX_NAME_LENGTH - NAME_HASH_LENGTH - 1].rstrip("-")
+    return f"{head}-{digest}"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Blue/green update of an endpoint: how traffic shifts, and when it rolls back.
+
+    :param mode: ``canary`` (``canary_percent`` first, then the rest), ``linear`` (steps of
+        ``linear_step_percent``) or ``all_at_once``.
+    :param wait_seconds: bake time after each shift, watched by the rollback alarms.
+    :param termination_wait_seconds: how long the old fleet stays after the last shift.
+    :param max_execution_seconds: the whole update's limit.
+    :param max_5xx_errors_per_minute: rollback when server errors reach this per minute.
+    :param max_model_latency_ms: rollback when p99 model latency exceeds this for two minutes.
+    """
+
+    mode: str = "canary"
+    canary_percent: int = 10
+    linear_step_percent: int = 20
+    wait_seconds: int = 300
+    termination_wait_seconds: int = 120
+    max_execution_seconds: int = 3600
+    max_5xx_errors_per_minute: int = 5
+    max_model_latency_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Capacity range and cooldowns of an endpoint variant (defaults: the platform's reference settings)."""
+
+    min_capacity: int = 1
+    max_capacity: int = 4
+    scale_in_cooldown_seconds: int = 300
+    scale_out_cooldown_seconds: int = 60
+
+
+class EndpointModel(Construct):
+    """A SageMaker model that runs in the platform's VPC, named after its content.
+
+    Exactly one of ``model_package_arn`` (a registered, approved version: image, artifact and
+    environment come from the package) or ``image_uri`` + ``model_data_url`` (multi-model mode:
+    every archive under the prefix is a model).
+
+    :param name_prefix: start of the generated name, e.g. ``mlp-dev-v12``.
+    :param execution_role_arn: the role the model's containers run with.
+    :param network: subnets and security group the containers attach to.
+    :param model_package_arn: serve this model package version.
+    :param image_uri: container image (multi-model mode).
+    :param model_data_url: S3 prefix of the model archives (multi-model mode).
+    :param environment: container environment (multi-model mode). Default: none.
+    :param network_isolation: no network access for the container (its code travels inside the
+        model archive, so nothing needs downloading). Default: ``True``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name_prefix: str,
+        execution_role_arn: str,
+        network: PrivateNetwork,
+        model_package_arn: str | None = None,
+        image_uri: str | None = None,
+        model_data_url: str | None = None,
+        environment: dict[str, str] | None = None,
+        network_isolation: bool = True,
+    ) -> None:
+        super().__init__(scope, id_)
+        if (model_package_arn is None) == (image_uri is None or model_data_url is None):
+            raise ValueError("EndpointModel needs either model_package_arn or image_uri with model_data_url")
+        if model_package_arn is not None:
+            container = sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package_arn)
+        else:
+            container = sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri, mode="MultiModel", model_data_url=model_data_url, environment=environment
+            )
+        self.resource = sagemaker.CfnModel(
+            self,
+            "Resource",
+            execution_role_arn=execution_role_arn,
+            containers=[container],
+            enable_network_isolation=network_isolation,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                subnets=network.workload_subnets.subnet_ids,
+                security_group_ids=[network.workload_security_group.security_group_id],
+            ),
+        )
+        self.model_name = content_name(self.resource, name_prefix)
+        self.resource.model_name = self.model_name
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Requests and responses written to ``bucket`` under ``prefix``, encrypted with ``bucket``'s key.
+
+    SageMaker appends ``<endpoint>/<variant>/yyyy/mm/dd/hh/`` to the destination.
+    """
+
+    bucket: SecureBucket
+    sampling_percentage: int = 100
+    prefix: str = "data-capture/"
+
+
+@dataclass(frozen=True)
+class AsyncInference:
+    """Asynchronous invocation: results and failures in S3, completion notices on SNS."""
+
+    output_url: str
+    failure_url: str
+    output_key: PlatformKey
+    notifications: NotificationTopic
+    max_concurrent_invocations_per_instance: int = 4
+
+
+class GuardedEndpoint(Construct):
+    """An endpoint with a stable name, a content-named configuration and guarded updates.
+
+    Updates run blue/green with the traffic shifting of ``rollout`` and roll back automatically
+    when the endpoint's server errors or model latency alarm fires. Variant properties (the
+    instance count autoscaling set) survive configuration changes.
+
+    :param endpoint_name: the name clients invoke; never changes with the content.
+    :param model: the model the one production variant serves.
+    :param instance_type: of the variant.
+    :param initial_instance_count: of the variant when the endpoint is created.
+    :param volume_key: encrypts the instances' storage volumes.
+    :param rollout: traffic shifting and rollback thresholds. Default: ``Rollout()``.
+    :param variant_name: kept across updates (blue/green needs the same name). Default: ``AllTraffic``.
+    :param data_capture: capture requests and responses. Default: none.
+    :param async_inference: make this an asynchronous endpoint. Default: none (real-time).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        endpoint_name: str,
+        model: EndpointModel,
+        instance_type: str,
+        initial_instance_count: int,
+        volume_key: PlatformKey,
+        rollout: Rollout = Rollout(),
+        variant_name: str = "AllTraffic",
+        data_capture: DataCapture | None = None,
+        async_inference: AsyncInference | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.endpoint_name = endpoint_name
+        self.variant_name = variant_name
+        self.is_async = async_inference is not None
+        self.config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=variant_name,
+                    model_name=model.model_name,
+                    instance_type=instance_type,
+                    initial_instance_count=initial_instance_count,
+                    initial_variant_weight=1.0,
+                )
+            ],
+            # Instance storage volumes; instance types with local NVMe storage do not take a key.
+            kms_key_id=volume_key.key_arn,
+            data_capture_config=self._capture(data_capture) if data_capture else None,
+            async_inference_config=self._async(async_inference) if async_inference else None,
+        )
+        self.config.add_dependency(model.resource)  # named by a plain string, not a reference
+        self.config_name = content_name(self.config, f"{endpoint_name}-config")
+        self.config.endpoint_config_name = self.config_name
+
+        self.error_alarm = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_name=f"{endpoint_name}-rollback-errors",
+            alarm_description=f"{endpoint_name}: {'failed invocations' if self.is_async else '5xx errors'} "
+            f"reached {rollout.max_5xx_errors_per_minute} per minute; an update in progress rolls back",
+            metric=self.metric_server_errors(),
+            threshold=rollout.max_5xx_errors_per_minute,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "LatencyAlarm",
+            alarm_name=f"{endpoint_name}-rollback-latency",
+            alarm_description=f"{endpoint_name}: p99 model latency above {rollout.max_model_latency_ms} ms "
+            "for two minutes; an update in progress rolls back",
+            metric=self.metric_model_latency(statistic="p99"),
+            threshold=rollout.max_model_latency_ms * 1000,  # ModelLatency is in microseconds
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+        self.resource = sagemaker.CfnEndpoint(
+            self,
+            "Resource",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=self.config.attr_endpoint_config_name,
+            retain_all_variant_properties=True,
+            deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                blue_green_update_policy=self._blue_green(rollout),
+                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                    alarms=[
+                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                        for alarm in (self.error_alarm, self.latency_alarm)
+                    ]
+                ),
+            ),
+        )
+        self.endpoint_arn = cdk.Stack.of(self).format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def metric(self, metric_name: str, *, statistic: str = "Sum", per_variant: bool = True, **kwargs) -> cloudwatch.Metric:
+        """A CloudWatch metric of this endpoint (per variant unless ``per_variant`` is false)."""
+        dimensions = {"EndpointName": self.endpoint_name}
+        if per_variant:
+            dimensions["VariantName"] = self.variant_name
+        return cloudwatch.Metric(
+            namespace=NAMESPACE, metric_name=metric_name, dimensions_map=dimensions, statistic=statistic,
+            period=cdk.Duration.minutes(1), **kwargs,
+        )  # fmt: skip
+
+    def metric_invocations(self) -> cloudwatch.Metric:
+        return self.metric("Invocations")
+
+    def metric_server_errors(self) -> cloudwatch.Metric:
+        """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response)."""
+        if self.is_async:
+            return self.metric("InvocationFailures", per_variant=False)
+        return self.metric("Invocation5XXErrors")
+
+    def metric_model_latency(self, *, statistic: str = "p99") -> cloudwatch.Metric:
+        return self.metric("ModelLatency", statistic=statistic)
+
+    def metric_backlog_per_instance(self) -> cloudwatch.Metric:
+        """Queued requests per instance (asynchronous endpoints)."""
+        return self.metric("ApproximateBacklogSizePerInstance", statistic="Average", per_variant=False)
+
+    # -- autoscaling -------------------------------------------------------------------------
+
+    def _scalable_target(self, scaling: Scaling) -> appscaling.ScalableTarget:
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{self.variant_name}",
+            scalable_dimension=SCALABLE_DIMENSION,
+            min_capacity=scaling.min_capacity,
+            max_capacity=scaling.max_capacity,
+            role=iam.Role.from_role_arn(
+                self,
+                "AutoScalingRole",
+                cdk.Stack.of(self).format_arn(
+                    service="iam",
+                    region="",
+                    resource="role",
+                    resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                ),
+            ),
+        )
+        # Registered once the endpoint exists, deregistered before it is deleted.
+        target.node.add_dependency(self.resource)
+        self.scalable_target = target
+        return target
+
+    def scale_on_invocations(self, scaling: Scaling = Scaling(), *, target_per_instance: float = 70.0) -> appscaling.ScalableTarget:
+        """Track ``target_per_instance`` invocations per instance and minute."""
+        target = self._scalable_target(scaling)
+        target.scale_to_track_metric(
+            "InvocationsPerInstance",
+            target_value=target_per_instance,
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
+            scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+        )
+        return target
+
+    def scale_on_backlog(self, scaling: Scaling = Scaling(), *, target_per_instance: float = 5.0) -> appscaling.ScalableTarget:
+        """Track ``target_per_instance`` queued requests per instance (asynchronous endpoints).
+
+        With ``min_capacity`` 0, target tracking alone never starts the first instance (there is no
+        per-instance backlog without instances): a step policy adds one as soon as requests wait
+        without capacity.
+        """
+        target = self._scalable_target(scaling)
+        target.scale_to_track_metric(
+            "BacklogPerInstance",
+            target_value=target_per_instance,
+            custom_metric=self.metric_backlog_per_instance(),
+            scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
+            scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+        )
+        if scaling.min_capacity == 0:
+            start = appscaling.StepScalingAction(
+                self,
+                "ScaleOutFromZero",
+                scaling_target=target,
+                adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+                cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+                metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            )
+            start.add_adjustment(adjustment=1, lower_bound=0)
+            alarm = cloudwatch.Alarm(
+                self,
+                "BacklogWithoutCapacityAlarm",
+                alarm_name=f"{self.endpoint_name}-backlog-without-capacity",
+                alarm_description=f"{self.endpoint_name}: requests wait and no instance runs; start one",
+                metric=self.metric("HasBacklogWithoutCapacity", statistic="Average", per_variant=False),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(start))
+        return target
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` call this endpoint (synchronously or asynchronously)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:InvokeEndpointAsync" if self.is_async else "sagemaker:InvokeEndpoint"],
+            resource_arns=[self.endpoint_arn],
+        )
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _capture(capture: DataCapture) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+        return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+            enable_capture=capture.sampling_percentage > 0,
+            initial_sampling_percentage=capture.sampling_percentage,
+            destination_s3_uri=capture.bucket.s3_url(capture.prefix.rstrip("/")),
+            kms_key_id=capture.bucket.encryption_key.key_arn if capture.bucket.encryption_key else None,
+            capture_options=[
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in ("Input", "Output")
+            ],
+            # Text payloads are stored as text (not base64), which the drift check reads directly.
+            capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                csv_content_types=CAPTURE_CSV_TYPES, json_content_types=CAPTURE_JSON_TYPES
+            ),
+        )
+
+    @staticmethod
+    def _async(settings: AsyncInference) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+        topic_arn = settings.notifications.topic_arn
+        return sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+            client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+                max_concurrent_invocations_per_instance=settings.max_concurrent_invocations_per_instance
+            ),
+            output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+                s3_output_path=settings.output_url,
+                s3_failure_path=settings.failure_url,
+                kms_key_id=settings.output_key.key_arn,
+                notification_config=sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
+                    success_topic=topic_arn, error_topic=topic_arn
+                ),
+            ),
+        )
+
+    @staticmethod
+    def _blue_green(rollout: Rollout) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
+        mode = TRAFFIC_MODES[rollout.mode]
+        percent = {"CANARY": rollout.canary_percent, "LINEAR": rollout.linear_step_percent}.get(mode)
+        step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=percent) if percent else None
+        return sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+            traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                type=mode,
+                wait_interval_in_seconds=rollout.wait_seconds,
+                canary_size=step if mode == "CANARY" else None,
+                linear_step_size=step if mode == "LINEAR" else None,
+            ),
+            termination_wait_in_seconds=rollout.termination_wait_seconds,
+            maximum_execution_timeout_in_seconds=rollout.max_execution_seconds,
+        )

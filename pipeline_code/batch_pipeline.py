@@ -1,0 +1,134 @@
+"""The batch-scoring SageMaker Pipeline, built offline and deterministically.
+
+::
+
+    TransformData (batch transform: InputDataUrl ─► ModelName ─► OutputDataUrl)
+
+One transform job scores every headerless CSV file under ``InputDataUrl`` with an existing SageMaker
+model (the stack creates it from the latest approved model package; the job inherits the model's
+VPC configuration). Each input line goes to the serving handlers (``steps/inference.py``) as raw
+features in training order without the target; the predicted label comes back as one line, which
+SageMaker appends to the input line: ``<input-file>.out`` under ``OutputDataUrl`` holds
+``feature_1,...,feature_n,label`` per input line.
+
+Like the model-build pipeline (``pipeline.py``), ``get_batch_pipeline`` takes every name, key and
+location as an argument and never calls AWS: build it with ``pipeline.offline_session`` and turn
+it into JSON with ``pipeline.definition_json``. Deploy-time values are CloudFormation placeholders
+(``${Name}``) for the stack's ``Fn::Sub``; run-time settings are pipeline parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# First: pipeline.py quiets the SDK (environment, loggers, warnings) and patches its config check
+# before anything below imports sagemaker.
+from pipeline_code.pipeline import _retry_policies
+from sagemaker.transformer import Transformer
+from sagemaker.workflow.parameters import ParameterInteger, ParameterString
+from sagemaker.workflow.pipeline import Pipeline
+from sagemaker.workflow.pipeline_context import PipelineSession
+from sagemaker.workflow.steps import TransformStep
+
+TRANSFORM_STEP = "TransformData"
+CSV = "text/csv"
+# SageMaker's limit on MaxPayloadInMB, and on MaxPayloadInMB × MaxConcurrentTransforms when both are set.
+MAX_PAYLOAD_LIMIT_MB = 100
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How the transform job runs.
+
+    :param instance_type: default of the ``InstanceType`` pipeline parameter.
+    :param instance_count: default of the ``InstanceCount`` pipeline parameter (≥ 1).
+    :param max_payload_mb: largest request sent to the container, 1-100 MB; with ``MultiRecord``
+        SageMaker packs as many CSV lines into each request as fit. Default: 6 (SageMaker's default).
+        (0, HTTP chunked encoding, is not supported by the scikit-learn container.)
+    :param max_concurrent_transforms: parallel requests per instance. Default ``None`` (0 means the
+        same): left out of the request, so SageMaker asks the container's execution-parameters
+        endpoint and otherwise sends one request at a time.
+    """
+
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_payload_mb: int = 6
+    max_concurrent_transforms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.instance_count < 1:
+            raise ValueError(f"instance_count must be at least 1, got {self.instance_count}")
+        if not 1 <= self.max_payload_mb <= MAX_PAYLOAD_LIMIT_MB:
+            raise ValueError(f"max_payload_mb must be 1-{MAX_PAYLOAD_LIMIT_MB}, got {self.max_payload_mb}")
+        concurrency = self.max_concurrent_transforms
+        if concurrency is not None and concurrency < 0:
+            raise ValueError(f"max_concurrent_transforms must be None or at least 0, got {concurrency}")
+        if concurrency and concurrency * self.max_payload_mb > MAX_PAYLOAD_LIMIT_MB:
+            raise ValueError(
+                f"max_concurrent_transforms × max_payload_mb must not exceed {MAX_PAYLOAD_LIMIT_MB} MB,"
+                f" got {concurrency} × {self.max_payload_mb}"
+            )
+
+
+def get_batch_pipeline(
+    *,
+    session: PipelineSession,
+    pipeline_name: str,
+    model_name: str,
+    input_data_url: str,
+    output_data_url: str,
+    volume_kms_key: str,
+    output_kms_key: str,
+    settings: BatchSettings = BatchSettings(),
+) -> Pipeline:
+    """Build the batch-scoring pipeline.
+
+    :param session: from ``pipeline.offline_session`` (its default bucket goes unused: every
+        location is given).
+    :param model_name: default of the ``ModelName`` parameter: the SageMaker model that scores.
+    :param input_data_url: default of ``InputDataUrl``: S3 prefix whose objects are all scored.
+    :param output_data_url: default of ``OutputDataUrl``: where ``<input-file>.out`` is written;
+        a later run with the same URL replaces it.
+    :param volume_kms_key: key of the instances' storage volumes.
+    :param output_kms_key: key of the results.
+    :param settings: instance and request settings. Default: ``BatchSettings()``.
+    """
+    model = ParameterString("ModelName", default_value=model_name)
+    input_data = ParameterString("InputDataUrl", default_value=input_data_url)
+    output_data = ParameterString("OutputDataUrl", default_value=output_data_url)
+    instance_type = ParameterString("InstanceType", default_value=settings.instance_type)
+    instance_count = ParameterInteger("InstanceCount", default_value=settings.instance_count)
+
+    transformer = Transformer(
+        model_name=model,
+        instance_count=instance_count,
+        instance_type=instance_type,
+        strategy="MultiRecord",
+        assemble_with="Line",
+        output_path=output_data,
+        output_kms_key=output_kms_key,
+        accept=CSV,
+        max_concurrent_transforms=settings.max_concurrent_transforms or None,
+        max_payload=settings.max_payload_mb,
+        # Never in the definition (SageMaker names the job); set so the SDK need not describe the model.
+        base_transform_job_name=f"{pipeline_name}-transform",
+        sagemaker_session=session,
+        volume_kms_key=volume_kms_key,
+    )
+    transform = TransformStep(
+        name=TRANSFORM_STEP,
+        step_args=transformer.transform(
+            data=input_data,
+            data_type="S3Prefix",
+            content_type=CSV,
+            split_type="Line",
+            join_source="Input",
+        ),
+        retry_policies=_retry_policies(),
+    )
+    return Pipeline(
+        name=pipeline_name,
+        parameters=[model, input_data, output_data, instance_type, instance_count],
+        steps=[transform],
+        sagemaker_session=session,
+    )

@@ -1,0 +1,49 @@
+"""The batch-scoring pipeline's definition as the serving stack embeds it (``${Placeholders}`` for deploy-time values)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.schema import BatchScoringConfig
+from stacks.definition_cache import cached_build
+
+_ROOT = Path(__file__).resolve().parent.parent
+_BUILDER_SOURCES = [Path(__file__), _ROOT / "pipeline_code" / "pipeline.py", _ROOT / "pipeline_code" / "batch_pipeline.py"]
+
+
+def cached_batch_definition(*, cache_dir: Path | None, pipeline_name: str, input_prefix: str, output_prefix: str, settings: BatchScoringConfig) -> str:
+    """``build_batch_definition``, reused from ``cache_dir`` while its inputs hold."""
+    arguments = {
+        "pipeline_name": pipeline_name,
+        "input_prefix": input_prefix,
+        "output_prefix": output_prefix,
+        "settings": settings.model_dump(mode="json"),
+    }
+    return cached_build(
+        cache_dir=cache_dir,
+        arguments=arguments,
+        sources=_BUILDER_SOURCES,
+        build=lambda: build_batch_definition(**{**arguments, "settings": settings}),
+    )
+
+
+def build_batch_definition(*, pipeline_name: str, input_prefix: str, output_prefix: str, settings: BatchScoringConfig) -> str:
+    """The definition; placeholders: ``ModelName``, ``DataBucket``, ``VolumeKmsKeyArn``, ``OutputKmsKeyArn``."""
+    from pipeline_code import batch_pipeline, pipeline  # the SDK: imported only when building
+
+    built = batch_pipeline.get_batch_pipeline(
+        session=pipeline.offline_session(default_bucket="${DataBucket}"),
+        pipeline_name=pipeline_name,
+        model_name="${ModelName}",
+        input_data_url=f"s3://${{DataBucket}}/{input_prefix}",
+        output_data_url=f"s3://${{DataBucket}}/{output_prefix}",
+        volume_kms_key="${VolumeKmsKeyArn}",
+        output_kms_key="${OutputKmsKeyArn}",
+        settings=batch_pipeline.BatchSettings(
+            instance_type=settings.instance_type,
+            instance_count=settings.instance_count,
+            max_payload_mb=settings.max_payload_mb,
+            max_concurrent_transforms=settings.max_concurrent_transforms or None,
+        ),
+    )
+    return pipeline.definition_json(built)

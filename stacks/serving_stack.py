@@ -1,0 +1,232 @@
+"""Serving deployment unit: the approved model on real-time, multi-model and asynchronous endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from config.schema import ServingConfig
+from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout, Scaling
+from ml_constructs.network import PrivateNetwork
+from ml_constructs.notifications import NotificationTopic
+from ml_constructs.sagemaker_pipeline import framework_image_uri
+from ml_constructs.sagemaker_pipeline import SageMakerPipeline
+from stacks.batch_scoring_definition import cached_batch_definition
+from stacks.foundation_stack import ASYNC_INFERENCE_PREFIX, BATCH_SCORING_PREFIX, SKLEARN_VERSION, FoundationStack
+from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT
+
+# The multi-model container loads each archive's code/inference.py (train.py puts it there).
+MULTI_MODEL_ENVIRONMENT = {
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+}
+
+
+@dataclass(frozen=True)
+class ApprovedPackage:
+    """The model package version to serve (recorded by ``python -m ops.approved_model``)."""
+
+    arn: str
+    version: int
+
+
+class ServingStack(cdk.Stack):
+    """Endpoints serving one approved model package version.
+
+    :param network: subnets and security group the endpoints attach to.
+    :param foundation: keys, buckets and the model execution roles.
+    :param settings: the environment's ``serving`` configuration.
+    :param package: the approved model package version to serve.
+    :param resource_prefix: ``mlp-<env>``; endpoints default to ``<prefix>-realtime|multi-model|async``.
+    :param removal_policy: for the notification key. Default: ``RETAIN``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        network: PrivateNetwork,
+        foundation: FoundationStack,
+        settings: ServingConfig,
+        package: ApprovedPackage,
+        resource_prefix: str,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.package = package
+        self._parameter_root = f"/{resource_prefix}/serving"
+        self.endpoints: dict[str, GuardedEndpoint] = {}
+        # Grants below become policies of this stack: the foundation must not depend on it.
+        model_role = foundation.model_role.imported_into(self, "ModelRole")
+        invokers = [
+            foundation.studio_user_role.imported_into(self, "StudioUserRole"),
+            foundation.studio_lead_role.imported_into(self, "StudioLeadRole"),
+        ]
+
+        # One model for the real-time and asynchronous endpoints (and batch scoring).
+        self.model = EndpointModel(
+            self,
+            "ApprovedModel",
+            name_prefix=f"{resource_prefix}-v{package.version}",
+            execution_role_arn=foundation.model_role.role_arn,
+            network=network,
+            model_package_arn=package.arn,
+        )
+
+        realtime = settings.realtime
+        if realtime.enabled:
+            endpoint = GuardedEndpoint(
+                self,
+                "RealtimeEndpoint",
+                endpoint_name=realtime.endpoint_name or f"{resource_prefix}-realtime",
+                model=self.model,
+                instance_type=realtime.instance_type,
+                initial_instance_count=realtime.initial_instance_count,
+                variant_name=realtime.variant_name,
+                volume_key=foundation.models_key,
+                rollout=Rollout(**realtime.rollout.model_dump()),
+                data_capture=DataCapture(bucket=foundation.capture_bucket, sampling_percentage=realtime.data_capture_percentage),
+            )
+            endpoint.scale_on_invocations(Scaling(**realtime.scaling.model_dump()), target_per_instance=realtime.target_invocations_per_instance)
+            self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
+
+        multi = settings.multi_model
+        if multi.enabled:
+            self.multi_model = EndpointModel(
+                self,
+                "MultiModel",
+                name_prefix=f"{resource_prefix}-multi-model",
+                execution_role_arn=foundation.multi_model_role.role_arn,
+                network=network,
+                image_uri=framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
+                model_data_url=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
+                environment=MULTI_MODEL_ENVIRONMENT,
+            )
+            endpoint = GuardedEndpoint(
+                self,
+                "MultiModelEndpoint",
+                endpoint_name=multi.endpoint_name or f"{resource_prefix}-multi-model",
+                model=self.multi_model,
+                instance_type=multi.instance_type,
+                initial_instance_count=multi.initial_instance_count,
+                volume_key=foundation.models_key,
+                rollout=Rollout(**multi.rollout.model_dump()),
+            )
+            endpoint.scale_on_invocations(Scaling(**multi.scaling.model_dump()), target_per_instance=multi.target_invocations_per_instance)
+            self._publish("multi-model", endpoint, "Multi-model endpoint (archives under the models bucket prefix)", invokers)
+            cdk.CfnOutput(
+                self, "MultiModelDataUrl", value=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
+                description="Upload model.tar.gz archives here; invoke with TargetModel=<key below this prefix>",
+            )  # fmt: skip
+
+        asynchronous = settings.asynchronous
+        if asynchronous.enabled:
+            name = asynchronous.endpoint_name or f"{resource_prefix}-async"
+            self.async_notifications = NotificationTopic(
+                self,
+                "AsyncNotifications",
+                alias=f"{resource_prefix}/async-inference-notifications",
+                display_name=f"{name} results",
+                removal_policy=removal_policy,
+            )
+            # SageMaker publishes completion notices with the model's execution role.
+            self.async_notifications.grant_publish(model_role)
+            endpoint = GuardedEndpoint(
+                self,
+                "AsyncEndpoint",
+                endpoint_name=name,
+                model=self.model,
+                instance_type=asynchronous.instance_type,
+                initial_instance_count=asynchronous.initial_instance_count,
+                volume_key=foundation.models_key,
+                rollout=Rollout(**asynchronous.rollout.model_dump()),
+                data_capture=DataCapture(bucket=foundation.capture_bucket, sampling_percentage=asynchronous.data_capture_percentage),
+                async_inference=AsyncInference(
+                    output_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}output/{name}"),
+                    failure_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}failures/{name}"),
+                    output_key=foundation.data_key,
+                    notifications=self.async_notifications,
+                    max_concurrent_invocations_per_instance=asynchronous.max_concurrent_invocations_per_instance,
+                ),
+            )
+            endpoint.scale_on_backlog(Scaling(**asynchronous.scaling.model_dump()), target_per_instance=asynchronous.target_backlog_per_instance)
+            self._publish("async", endpoint, "Asynchronous endpoint (requests and results in S3)", invokers)
+            cdk.CfnOutput(
+                self, "AsyncInputUrl", value=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}input/"),
+                description="Put asynchronous requests here (InputLocation); results arrive under output/",
+            )  # fmt: skip
+            cdk.CfnOutput(self, "AsyncNotificationTopicArn", value=self.async_notifications.topic_arn, description="Async results")
+
+        if settings.batch.enabled:
+            self.batch_scoring = self._batch_scoring(foundation, settings, resource_prefix)
+
+        ssm.StringParameter(
+            self,
+            "ModelPackageParameter",
+            parameter_name=f"{self._parameter_root}/model-package-arn",
+            string_value=package.arn,
+            description="Model package version the endpoints serve",
+        )
+        cdk.CfnOutput(self, "ModelPackageArn", value=package.arn, description="Model package version served")
+        cdk.CfnOutput(self, "ModelName", value=self.model.model_name, description="SageMaker model of that version")
+
+    def _publish(self, kind: str, endpoint: GuardedEndpoint, what: str, invokers: list) -> None:
+        """Output and SSM parameter with the endpoint's stable name; Studio users may invoke it."""
+        self.endpoints[kind] = endpoint
+        ssm.StringParameter(
+            self,
+            f"{endpoint.node.id}NameParameter",
+            parameter_name=f"{self._parameter_root}/{kind}/endpoint-name",
+            string_value=endpoint.endpoint_name,
+            description=what,
+        )
+        cdk.CfnOutput(self, f"{endpoint.node.id}Name", value=endpoint.endpoint_name, description=what)
+        for invoker in invokers:
+            endpoint.grant_invoke(invoker)
+
+    def _batch_scoring(self, foundation: FoundationStack, settings: ServingConfig, resource_prefix: str) -> SageMakerPipeline:
+        """A pipeline running one transform job over ``batch-scoring/input/`` with the approved model."""
+        pipeline_name = f"{resource_prefix}-batch-scoring"
+        cache_dir = self.node.try_get_context(DEFINITION_CACHE_CONTEXT)
+        definition = cached_batch_definition(
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            pipeline_name=pipeline_name,
+            input_prefix=f"{BATCH_SCORING_PREFIX}input/",
+            output_prefix=f"{BATCH_SCORING_PREFIX}output/",
+            settings=settings.batch,
+        )
+        pipeline = SageMakerPipeline(
+            self,
+            "BatchScoring",
+            pipeline_name=pipeline_name,
+            definition=definition,
+            substitutions={
+                "ModelName": self.model.model_name,
+                "DataBucket": foundation.data_bucket.bucket_name,
+                "VolumeKmsKeyArn": foundation.models_key.key_arn,
+                "OutputKmsKeyArn": foundation.data_key.key_arn,
+            },
+            role=foundation.pipeline_role.imported_into(self, "PipelineRole"),
+            description=f"Score headerless CSV files with model package version {self.package.version}",
+        )
+        pipeline.resource.add_dependency(self.model.resource)  # its default ModelName is a plain string
+        if settings.batch.schedule:
+            pipeline.start_on_schedule(
+                "Schedule",
+                expression=settings.batch.schedule,
+                role=foundation.scheduler_role.role,
+                description=f"Batch scoring: start {pipeline_name}",
+            )
+        cdk.CfnOutput(self, "BatchScoringPipelineName", value=pipeline_name, description="Batch-scoring pipeline to start")
+        cdk.CfnOutput(
+            self, "BatchScoringInputUrl", value=foundation.data_bucket.s3_url(f"{BATCH_SCORING_PREFIX}input/"),
+            description="Headerless CSV files to score (raw features in training order, no target)",
+        )  # fmt: skip
+        return pipeline

@@ -1,0 +1,348 @@
+"""Serving stack: the approved package on guarded, autoscaled real-time, multi-model and async endpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from app import build_app, cdk_json_context, make_app
+from config import ConfigError, load_config
+from stacks.platform_stage import PlatformStage
+from stacks.serving_stack import ApprovedPackage
+from tests.conftest import APPROVED_PACKAGE, as_list, logical_id, resources_of, role_statements
+
+PACKAGE = ApprovedPackage(arn=APPROVED_PACKAGE["arn"], version=APPROVED_PACKAGE["version"])
+
+
+@pytest.fixture(scope="module")
+def t(serving) -> dict:
+    return serving.template_json("Serving")
+
+
+@pytest.fixture(scope="module")
+def foundation_json(serving) -> dict:
+    return serving.template_json("Foundation")
+
+
+def output_of(value) -> str:
+    return value["Fn::GetStackOutput"]["OutputName"]
+
+
+def resource(template: dict, resource_type: str, prefix: str) -> dict:
+    return template["Resources"][logical_id(template, resource_type, prefix)]["Properties"]
+
+
+def stage_with(tmp_path: Path, serving_yaml: str = "{}", package: ApprovedPackage = PACKAGE, name: str = "S") -> PlatformStage:
+    """A sandbox stage with ``serving_yaml`` as its serving section (constructed, not synthesized)."""
+    (tmp_path / "sandbox.yaml").write_text(f"serving: {serving_yaml}\n")
+    config = load_config("sandbox", config_dir=tmp_path)
+    return PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), name, config=config, approved_package=package)
+
+
+# --- which model ----------------------------------------------------------------------------------------
+
+
+def test_without_an_approved_package_there_is_no_serving_stack_and_one_line_says_why(capsys, tmp_path):
+    app = make_app(outdir=str(tmp_path), context=cdk_json_context(recorded=False))
+    stage = build_app(app)
+    assert stage.serving is None and "Serving" not in [s.node.id for s in stage.stacks]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "serving: no endpoints in 'sandbox': no approved model package recorded "
+        "(context key 'ml-platform:sandbox:approved-model-package'); "
+        "after approving one, run `make approved-model ENV=sandbox`"
+    ]
+
+
+def test_a_malformed_recorded_package_is_a_clear_error_naming_the_context_key(tmp_path):
+    context = {**cdk_json_context(recorded=False), "ml-platform:sandbox:approved-model-package": {"arn": "model-12"}}
+    with pytest.raises(ConfigError, match=r"context key 'ml-platform:sandbox:approved-model-package' is malformed"):
+        build_app(make_app(outdir=str(tmp_path), context=context))
+
+
+def test_the_model_serves_the_recorded_package_in_the_vpc_with_the_model_role_and_isolation(serving, t):
+    (model,) = [r["Properties"] for r in resources_of(t, "AWS::SageMaker::Model").values() if "ModelPackageName" in r["Properties"]["Containers"][0]]
+    assert model["Containers"] == [{"ModelPackageName": APPROVED_PACKAGE["arn"]}]
+    assert model["EnableNetworkIsolation"] is True
+    assert output_of(model["ExecutionRoleArn"]).startswith("PublishOutputFnGetAttModelExecutionRole")
+    assert [output_of(s) for s in model["VpcConfig"]["Subnets"]] == [
+        o for o in (output_of(s) for s in model["VpcConfig"]["Subnets"]) if "WorkloadSubnet" in o
+    ] and len(model["VpcConfig"]["Subnets"]) == 2
+    assert "WorkloadSecurityGroup" in output_of(model["VpcConfig"]["SecurityGroupIds"][0])
+    assert model["ModelName"].startswith("mlp-sandbox-v12-")
+    assert serving.stage.serving.model.model_name == model["ModelName"]
+
+
+# --- real-time endpoint ---------------------------------------------------------------------------------
+
+
+def test_realtime_config_captures_requests_and_responses_encrypted(t):
+    config = resource(t, "AWS::SageMaker::EndpointConfig", "RealtimeEndpointConfig")
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 100
+    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+    assert "CaptureBucket" in output_of(capture["DestinationS3Uri"]["Fn::Join"][1][1])
+    assert capture["DestinationS3Uri"]["Fn::Join"][1][2] == "/data-capture"
+    assert "DataKey" in output_of(capture["KmsKeyId"])
+    assert capture["CaptureContentTypeHeader"] == {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]}
+    assert "ModelsKey" in output_of(config["KmsKeyId"])
+    (variant,) = config["ProductionVariants"]
+    assert variant == {
+        "VariantName": "AllTraffic", "ModelName": resource(t, "AWS::SageMaker::Model", "ApprovedModel")["ModelName"],
+        "InstanceType": "ml.m5.large", "InitialInstanceCount": 1, "InitialVariantWeight": 1,
+    }  # fmt: skip
+    assert config["EndpointConfigName"].startswith("mlp-sandbox-realtime-config-")
+
+
+def test_endpoint_has_a_stable_name_published_as_output_and_parameter(serving, t):
+    endpoint = resource(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
+    assert endpoint["EndpointName"] == "mlp-sandbox-realtime"
+    assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": [logical_id(t, "AWS::SageMaker::EndpointConfig", "RealtimeEndpointConfig"), "EndpointConfigName"]}
+    parameters = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in resources_of(t, "AWS::SSM::Parameter").values()}
+    assert parameters == {
+        "/mlp-sandbox/serving/realtime/endpoint-name": "mlp-sandbox-realtime",
+        "/mlp-sandbox/serving/multi-model/endpoint-name": "mlp-sandbox-multi-model",
+        "/mlp-sandbox/serving/async/endpoint-name": "mlp-sandbox-async",
+        "/mlp-sandbox/serving/model-package-arn": APPROVED_PACKAGE["arn"],
+    }
+    assert t["Outputs"]["RealtimeEndpointName"]["Value"] == "mlp-sandbox-realtime"
+
+
+def test_updates_are_blue_green_canary_with_alarm_rollback_and_retained_variant_properties(t):
+    endpoint = resource(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
+    assert endpoint["RetainAllVariantProperties"] is True
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy == {
+        "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 300},
+        "TerminationWaitInSeconds": 120,
+        "MaximumExecutionTimeoutInSeconds": 3600,
+    }
+    alarms = endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    alarm_ids = [a["AlarmName"]["Ref"] for a in alarms]
+    by_metric = {t["Resources"][a]["Properties"]["MetricName"]: t["Resources"][a]["Properties"] for a in alarm_ids}
+    errors, latency = by_metric["Invocation5XXErrors"], by_metric["ModelLatency"]
+    for alarm in (errors, latency):
+        assert alarm["Namespace"] == "AWS/SageMaker" and alarm["Period"] == 60
+        assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "mlp-sandbox-realtime"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert (errors["Statistic"], errors["Threshold"], errors["ComparisonOperator"]) == ("Sum", 5, "GreaterThanOrEqualToThreshold")
+    assert (latency["ExtendedStatistic"], latency["Threshold"], latency["EvaluationPeriods"]) == ("p99", 1_000_000, 2)  # microseconds
+    assert errors["AlarmName"] == "mlp-sandbox-realtime-rollback-errors"
+    assert latency["AlarmName"] == "mlp-sandbox-realtime-rollback-latency"
+
+
+@pytest.mark.parametrize(
+    ("rollout", "expected"),
+    [
+        ("{mode: linear, linear_step_percent: 25, wait_seconds: 120}",
+         {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}, "WaitIntervalInSeconds": 120}),
+        ("{mode: all_at_once, wait_seconds: 600}", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}),
+    ],
+)  # fmt: skip
+def test_rollout_mode_comes_from_config(tmp_path, rollout, expected):
+    stage = stage_with(tmp_path, f"{{realtime: {{rollout: {rollout}}}}}")
+    template = Template.from_stack(stage.serving).to_json()
+    endpoint = resource(template, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
+    assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == expected
+
+
+def test_autoscaling_registers_after_the_endpoint_and_tracks_invocations_per_instance(t):
+    target_id = logical_id(t, "AWS::ApplicationAutoScaling::ScalableTarget", "RealtimeEndpointScalableTarget")
+    target = t["Resources"][target_id]
+    assert logical_id(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint") in target["DependsOn"]
+    props = target["Properties"]
+    assert (props["MinCapacity"], props["MaxCapacity"]) == (1, 4)
+    assert props["ResourceId"] == "endpoint/mlp-sandbox-realtime/variant/AllTraffic"
+    assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    # The service-linked role: no extra role of ours to keep or delete.
+    assert props["RoleARN"]["Fn::Join"][1][-1].endswith(
+        ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::ApplicationAutoScaling::ScalingPolicy").values() if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["TargetTrackingScalingPolicyConfiguration"] == {
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        "TargetValue": 70, "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
+    }  # fmt: skip
+
+
+def test_names_change_only_when_content_changes(tmp_path):
+    def names(serving_yaml: str, package: ApprovedPackage = PACKAGE) -> tuple[str, str, str]:
+        stage = stage_with(tmp_path, serving_yaml, package)
+        endpoint = stage.serving.endpoints["realtime"]
+        return stage.serving.model.model_name, endpoint.config_name, endpoint.endpoint_name
+
+    base = names("{}")
+    assert names("{}") == base  # same content, same names
+    # Config-only changes that do not touch the model or its endpoint configuration keep every name.
+    assert names("{realtime: {scaling: {max_capacity: 9}, rollout: {mode: linear}}}") == base
+    # A different instance type is a new endpoint configuration; the model and endpoint names stay.
+    model, config, endpoint = names("{realtime: {instance_type: ml.c5.xlarge}}")
+    assert (model, endpoint) == base[::2] and config != base[1]
+    # A new package version is a new model, hence a new configuration; clients keep the endpoint name.
+    newer = ApprovedPackage(arn=PACKAGE.arn.replace("/12", "/13"), version=13)
+    model, config, endpoint = names("{}", newer)
+    assert model.startswith("mlp-sandbox-v13-") and model != base[0] and config != base[1] and endpoint == base[2]
+
+
+def test_studio_users_may_invoke_the_endpoints_and_nothing_else(t):
+    for role in ("StudioUserRole", "StudioLeadRole"):
+        (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if role in p["Properties"]["PolicyName"]]
+        granted = {
+            (action, arn["Fn::Join"][1][-1])
+            for s in policy["PolicyDocument"]["Statement"] for action in as_list(s["Action"]) for arn in as_list(s["Resource"])
+        }  # fmt: skip
+        assert granted == {
+            ("sagemaker:InvokeEndpoint", ":endpoint/mlp-sandbox-realtime"),
+            ("sagemaker:InvokeEndpoint", ":endpoint/mlp-sandbox-multi-model"),
+            ("sagemaker:InvokeEndpointAsync", ":endpoint/mlp-sandbox-async"),
+        }
+
+
+# --- multi-model endpoint -------------------------------------------------------------------------------
+
+
+def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
+    model = resource(t, "AWS::SageMaker::Model", "MultiModel")
+    (container,) = model["Containers"]
+    assert container["Mode"] == "MultiModel"
+    url = container["ModelDataUrl"]["Fn::Join"][1]
+    assert url[0] == "s3://" and "ModelBucket" in output_of(url[1]) and url[2] == "/multi-model/"
+    assert container["Image"]["Fn::Join"][1][-1] == "/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert output_of(model["ExecutionRoleArn"]).startswith("PublishOutputFnGetAttMultiModelRole")
+    assert model["EnableNetworkIsolation"] is True and len(model["VpcConfig"]["Subnets"]) == 2
+    config = resource(t, "AWS::SageMaker::EndpointConfig", "MultiModelEndpointConfig")
+    assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"]
+    endpoint = resource(t, "AWS::SageMaker::Endpoint", "MultiModelEndpoint")
+    assert endpoint["EndpointName"] == "mlp-sandbox-multi-model"
+    assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    target = resource(t, "AWS::ApplicationAutoScaling::ScalableTarget", "MultiModelEndpointScalableTarget")
+    assert target["ResourceId"] == "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"
+
+
+def test_multi_model_role_reads_its_prefix_of_the_models_bucket_only(foundation_json):
+    statements = role_statements(foundation_json, "MultiModelRole")
+    reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
+    assert len(reads) == 1 and reads[0]["Resource"]["Fn::Join"][1][-1] == "/multi-model/*"
+    assert "ModelBucket" in reads[0]["Resource"]["Fn::Join"][1][0]["Fn::GetAtt"][0]
+    (listing,) = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["multi-model/*"]}}
+    assert not [s for s in statements if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(s["Action"]))]
+
+
+def test_model_role_reads_only_pipeline_model_artifacts(foundation_json):
+    statements = role_statements(foundation_json, "ModelExecutionRole")
+    model_bucket_reads = [
+        r for s in statements if "s3:GetObject" in as_list(s["Action"])
+        for r in as_list(s["Resource"]) if "ModelBucket" in json.dumps(r)
+    ]  # fmt: skip
+    assert [r["Fn::Join"][1][-1] for r in model_bucket_reads] == ["/mlp-sandbox-model-build/*/model/*"]
+
+
+def test_serving_roles_may_pull_only_the_framework_image(foundation_json):
+    for role in ("ModelExecutionRole", "MultiModelRole", "JobRole"):
+        (pull,) = [s for s in role_statements(foundation_json, role) if "ecr:BatchGetImage" in as_list(s["Action"])]
+        assert pull["Resource"]["Fn::Join"][1][-1] == ":repository/sagemaker-scikit-learn"
+        (token,) = [s for s in role_statements(foundation_json, role) if "ecr:GetAuthorizationToken" in as_list(s["Action"])]
+        # The token is account-wide ("*"); no image action rides along on "*".
+        assert token["Resource"] == "*" and [a for a in as_list(token["Action"]) if a.startswith("ecr:")] == ["ecr:GetAuthorizationToken"]
+
+
+# --- asynchronous endpoint ------------------------------------------------------------------------------
+
+
+def test_async_results_go_to_s3_encrypted_and_notices_to_an_encrypted_topic(t):
+    config = resource(t, "AWS::SageMaker::EndpointConfig", "AsyncEndpointConfig")
+    async_config = config["AsyncInferenceConfig"]
+    assert async_config["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 4}
+    output = async_config["OutputConfig"]
+    assert output["S3OutputPath"]["Fn::Join"][1][2] == "/async-inference/output/mlp-sandbox-async"
+    assert output["S3FailurePath"]["Fn::Join"][1][2] == "/async-inference/failures/mlp-sandbox-async"
+    assert "DataBucket" in output_of(output["S3OutputPath"]["Fn::Join"][1][1])
+    assert "DataKey" in output_of(output["KmsKeyId"])
+    topic_id = logical_id(t, "AWS::SNS::Topic", "AsyncNotifications")
+    assert output["NotificationConfig"] == {"SuccessTopic": {"Ref": topic_id}, "ErrorTopic": {"Ref": topic_id}}
+    topic = t["Resources"][topic_id]["Properties"]
+    assert topic["KmsMasterKeyId"]["Fn::GetAtt"][0].startswith("AsyncNotificationsKey")
+    assert config["DataCaptureConfig"]["EnableCapture"] is True
+
+
+def test_model_role_may_publish_async_notices_and_use_the_topic_key(t):
+    topic_id = logical_id(t, "AWS::SNS::Topic", "AsyncNotifications")
+    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "ModelRole" in p["Properties"]["PolicyName"]]
+    assert "ModelExecutionRole" in output_of(policy["Roles"][0])
+    statements = policy["PolicyDocument"]["Statement"]
+    assert {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}} in statements
+    key = t["Resources"][logical_id(t, "AWS::KMS::Key", "AsyncNotificationsKey")]["Properties"]["KeyPolicy"]["Statement"]
+    users = [s for s in key if "kms:GenerateDataKey" in as_list(s["Action"])]
+    assert any("ModelExecutionRole" in json.dumps(s["Principal"]) for s in users)
+
+
+def test_async_endpoint_scales_on_backlog_per_instance(t):
+    target_id = logical_id(t, "AWS::ApplicationAutoScaling::ScalableTarget", "AsyncEndpointScalableTarget")
+    assert logical_id(t, "AWS::SageMaker::Endpoint", "AsyncEndpoint") in t["Resources"][target_id]["DependsOn"]
+    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::ApplicationAutoScaling::ScalingPolicy").values() if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}]
+    config = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert config["TargetValue"] == 5 and (config["ScaleInCooldown"], config["ScaleOutCooldown"]) == (300, 60)
+    metric = config["CustomizedMetricSpecification"]
+    assert (metric["MetricName"], metric["Namespace"], metric["Statistic"]) == ("ApproximateBacklogSizePerInstance", "AWS/SageMaker", "Average")
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": "mlp-sandbox-async"}]
+    rollback = resource(t, "AWS::CloudWatch::Alarm", "AsyncEndpointErrorsAlarm")
+    assert rollback["MetricName"] == "InvocationFailures"  # async requests have no HTTP status
+
+
+def test_async_endpoint_can_scale_to_zero_and_wakes_on_backlog(tmp_path):
+    stage = stage_with(tmp_path, "{asynchronous: {scaling: {min_capacity: 0, max_capacity: 3}}}")
+    template = Template.from_stack(stage.serving).to_json()
+    target_id = logical_id(template, "AWS::ApplicationAutoScaling::ScalableTarget", "AsyncEndpointScalableTarget")
+    assert template["Resources"][target_id]["Properties"]["MinCapacity"] == 0
+    steps = [p for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values() if p["Properties"]["PolicyType"] == "StepScaling"]
+    ((step_id, step),) = [(k, v) for k, v in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").items() if v in steps]
+    assert step["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
+    alarm = resource(template, "AWS::CloudWatch::Alarm", "AsyncEndpointBacklogWithoutCapacityAlarm")
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("HasBacklogWithoutCapacity", 1, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": step_id}]
+
+
+def test_endpoints_can_be_switched_off_one_by_one(tmp_path):
+    stage = stage_with(tmp_path, "{multi_model: {enabled: false}, asynchronous: {enabled: false}}")
+    assert list(stage.serving.endpoints) == ["realtime"]
+    (tmp_path / "sandbox.yaml").write_text("serving: {enabled: false}\n")
+    config = load_config("sandbox", config_dir=tmp_path)
+    stage = PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "T", config=config, approved_package=PACKAGE)
+    assert stage.serving is None and stage.serving_skipped == "serving.enabled is false"
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("serving_yaml", "message"),
+    [
+        ("{realtime: {scaling: {min_capacity: 5, max_capacity: 2}}}",
+         "serving.realtime.scaling.min_capacity: 5 exceeds max_capacity=2; allowed: min_capacity <= max_capacity"),
+        ("{realtime: {scaling: {min_capacity: 0}}}",
+         "serving.realtime.scaling.min_capacity: 0 instances; allowed: at least 1 (this endpoint cannot scale to zero)"),
+        ("{multi_model: {scaling: {min_capacity: 0}}}", "serving.multi_model.scaling.min_capacity: 0 instances"),
+        ("{realtime: {initial_instance_count: 0}}", "serving.realtime.initial_instance_count: got 0; allowed: a number >= 1"),
+        ("{realtime: {initial_instance_count: 6}}", "serving.realtime.initial_instance_count: 6 is outside scaling.min_capacity..max_capacity (1..4)"),
+        ("{realtime: {rollout: {mode: blue_green}}}", "serving.realtime.rollout.mode: got 'blue_green'; allowed: 'canary', 'linear' or 'all_at_once'"),
+        ("{realtime: {data_capture_percentage: 101}}", "serving.realtime.data_capture_percentage: got 101; allowed: a number <= 100"),
+        ("{asynchronous: {data_capture_percentage: -1}}", "serving.asynchronous.data_capture_percentage: got -1; allowed: a number >= 0"),
+        ("{realtime: {endpoint_name: my_endpoint}}", "serving.realtime.endpoint_name: 'my_endpoint' is not a valid endpoint name"),
+        ("{realtime: {endpoint_name: shared}, asynchronous: {endpoint_name: shared}}", "serving.realtime.endpoint_name: ['shared'] is used by more than one endpoint"),
+        ("{multi_model: {model_data_prefix: /models}}", "serving.multi_model.model_data_prefix: '/models' is not an S3 key prefix"),
+        ("{batch: {instance_count: 0}}", "serving.batch.instance_count: got 0; allowed: a number >= 1"),
+        ("{batch: {schedule: 'every night'}}", "serving.batch.schedule: 'every night' is not an EventBridge Scheduler expression"),
+    ],
+)  # fmt: skip
+def test_bad_serving_settings_are_clear_errors_naming_the_key(tmp_path, serving_yaml, message):
+    (tmp_path / "sandbox.yaml").write_text(f"serving: {serving_yaml}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config("sandbox", config_dir=tmp_path)
+    assert message in str(error.value)
