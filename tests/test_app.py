@@ -200,10 +200,13 @@ def normalise(template: dict) -> dict:
     return data
 
 
-@pytest.mark.parametrize("stack_id", ["Network", "Foundation", "ModelBuild", "Studio"])
-def test_snapshot(sandbox, stack_id):
+@pytest.mark.parametrize(
+    ("synth", "stack_id"),
+    [("sandbox", "Network"), ("sandbox", "Foundation"), ("sandbox", "ModelBuild"), ("sandbox", "Studio"), ("serving", "Serving")],
+)
+def test_snapshot(request, synth, stack_id):
     """Any change to a synthesized template must be deliberate: `UPDATE_SNAPSHOTS=1 make test` to accept it."""
-    actual = normalise(sandbox.template_json(stack_id))
+    actual = normalise(request.getfixturevalue(synth).template_json(stack_id))
     path = SNAPSHOTS / f"{stack_id}.json"
     if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
         path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n", encoding="utf-8")
