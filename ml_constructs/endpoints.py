@@ -214,7 +214,7 @@ class GuardedEndpoint(Construct):
             data_capture_config=self._capture(data_capture) if data_capture else None,
             async_inference_config=self._async(async_inference) if async_inference else None,
         )
-        self.config.add_dependency(model.resource)  # named by a plain string, not a reference
+        self.config.node.add_dependency(model.resource)  # named by a plain string, not a reference
         self.config_name = content_name(self.config, f"{endpoint_name}-config")
         self.config.endpoint_config_name = self.config_name
 

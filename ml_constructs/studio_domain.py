@@ -150,7 +150,7 @@ class StudioDomain(Construct):
                 ownership_settings={"ownerUserProfileName": owner},
                 space_settings={"appType": "JupyterLab"},
             )
-            space.add_dependency(self.user_profiles[owner])
+            space.node.add_dependency(self.user_profiles[owner])
             self.spaces[name] = space
 
         self.cleanup = self._cleanup(removal_policy, delete_home_efs)

@@ -216,7 +216,7 @@ class ServingStack(cdk.Stack):
             role=foundation.pipeline_role.imported_into(self, "PipelineRole"),
             description=f"Score headerless CSV files with model package version {self.package.version}",
         )
-        pipeline.resource.add_dependency(self.model.resource)  # its default ModelName is a plain string
+        pipeline.resource.node.add_dependency(self.model.resource)  # its default ModelName is a plain string
         if settings.batch.schedule:
             pipeline.start_on_schedule(
                 "Schedule",

@@ -346,3 +346,68 @@ def test_bad_serving_settings_are_clear_errors_naming_the_key(tmp_path, serving_
     with pytest.raises(ConfigError) as error:
         load_config("sandbox", config_dir=tmp_path)
     assert message in str(error.value)
+
+
+# --- batch scoring --------------------------------------------------------------------------------------
+
+
+def batch_pipeline(template: dict) -> tuple[dict, dict]:
+    """The batch-scoring pipeline's definition (parsed) and its Fn::Sub values."""
+    props = resource(template, "AWS::SageMaker::Pipeline", "BatchScoring")
+    body, values = props["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    return json.loads(body), values
+
+
+def test_batch_scoring_transforms_with_the_approved_model_in_multi_record_csv_joined_to_input(t):
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from tests.test_pipeline_definition import _concrete
+
+    definition, values = batch_pipeline(t)
+    assert resource(t, "AWS::SageMaker::Pipeline", "BatchScoring")["PipelineName"] == "mlp-sandbox-batch-scoring"
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert defaults["ModelName"] == "${ModelName}" and values["ModelName"] == resource(t, "AWS::SageMaker::Model", "ApprovedModel")["ModelName"]
+    assert defaults["InputDataUrl"] == "s3://${DataBucket}/batch-scoring/input/"
+    assert defaults["OutputDataUrl"] == "s3://${DataBucket}/batch-scoring/output/"
+    assert (defaults["InstanceType"], defaults["InstanceCount"]) == ("ml.m5.large", 1)
+    assert "DataBucket" in output_of(values["DataBucket"])
+    assert "ModelsKey" in output_of(values["VolumeKmsKeyArn"]) and "DataKey" in output_of(values["OutputKmsKeyArn"])
+    (step,) = definition["Steps"]
+    arguments = step["Arguments"]
+    assert arguments["BatchStrategy"] == "MultiRecord" and arguments["MaxPayloadInMB"] == 6
+    assert arguments["TransformInput"]["SplitType"] == "Line" and arguments["TransformInput"]["ContentType"] == "text/csv"
+    assert arguments["TransformOutput"]["AssembleWith"] == "Line" and arguments["TransformOutput"]["Accept"] == "text/csv"
+    assert arguments["DataProcessing"] == {"JoinSource": "Input"}
+    # The deployed arguments are a valid CreateTransformJob request (the name is set per execution).
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTransformJob").input_shape
+    report = ParamValidator().validate(_concrete(arguments, shape), shape).generate_report()
+    assert [line for line in report.splitlines() if line and "TransformJobName" not in line and "Parameter validation failed" not in line] == []
+    pipeline = t["Resources"][logical_id(t, "AWS::SageMaker::Pipeline", "BatchScoring")]
+    assert logical_id(t, "AWS::SageMaker::Model", "ApprovedModel") in pipeline["DependsOn"]
+    assert "PipelineExecutionRole" in json.dumps(pipeline["Properties"]["RoleArn"])
+    assert not resources_of(t, "AWS::Scheduler::Schedule")  # no schedule unless configured
+
+
+def test_batch_settings_and_schedule_come_from_config(tmp_path):
+    stage = stage_with(
+        tmp_path,
+        "{batch: {instance_type: ml.c5.xlarge, instance_count: 3, max_payload_mb: 10, max_concurrent_transforms: 4, "
+        "schedule: 'cron(0 2 * * ? *)'}}",
+    )
+    template = Template.from_stack(stage.serving).to_json()
+    definition, _ = batch_pipeline(template)
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert (defaults["InstanceType"], defaults["InstanceCount"]) == ("ml.c5.xlarge", 3)
+    arguments = definition["Steps"][0]["Arguments"]
+    assert (arguments["MaxPayloadInMB"], arguments["MaxConcurrentTransforms"]) == (10, 4)
+    (schedule,) = [s["Properties"] for s in resources_of(template, "AWS::Scheduler::Schedule").values()]
+    assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert schedule["Target"]["Arn"]["Fn::Join"][1][-1] == ":pipeline/mlp-sandbox-batch-scoring"
+    assert "SchedulerRole" in json.dumps(schedule["Target"]["RoleArn"])
+
+
+def test_batch_payload_times_concurrency_over_the_limit_is_a_clear_error(tmp_path):
+    (tmp_path / "sandbox.yaml").write_text("serving: {batch: {max_payload_mb: 20, max_concurrent_transforms: 8}}\n")
+    with pytest.raises(ConfigError, match=r"serving\.batch\.max_concurrent_transforms: 8 x max_payload_mb=20 exceeds 100 MB"):
+        load_config("sandbox", config_dir=tmp_path)
