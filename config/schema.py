@@ -201,12 +201,65 @@ SCHEDULE_PATTERN = re.compile(
 )
 
 
+_MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
+_DAYS = "SUN MON TUE WED THU FRI SAT".split()
+# EventBridge cron fields: name, range, names allowed instead of numbers, extra tokens allowed.
+_CRON_FIELDS = [
+    ("minutes", 0, 59, [], ""),
+    ("hours", 0, 23, [], ""),
+    ("day-of-month", 1, 31, [], "?LW"),
+    ("month", 1, 12, _MONTHS, ""),
+    ("day-of-week", 1, 7, _DAYS, "?L#"),
+    ("year", 1970, 2199, [], ""),
+]
+
+
+def _cron_field_problem(text: str, name: str, low: int, high: int, names: list[str], extra: str) -> str | None:
+    """Why ``text`` is not a valid value of cron field ``name`` (None when it is)."""
+    if text == "?" and "?" in extra:
+        return None
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if step and not step.isdigit():
+            return f"{name} step {step!r} is not a number"
+        if base == "*" or ("L" in extra and base in ("L", "LW")):
+            continue
+        if "#" in base and "#" in extra:
+            day, _, nth = base.partition("#")
+            if not (day.isdigit() or day.upper() in names) or nth not in {"1", "2", "3", "4", "5"}:
+                return f"{name} {base!r} is not '<day>#<1-5>'"
+            continue
+        if "W" in extra and base.endswith("W") and base[:-1].isdigit():
+            base = base[:-1]
+        for bound in base.split("-", 1):
+            value = names.index(bound.upper()) + 1 if bound.upper() in names else int(bound) if bound.isdigit() else None
+            if value is None or not low <= value <= high:
+                allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
+                return f"{name} {bound!r} is outside {allowed}"
+    return None
+
+
 def _check_schedule(value: str | None) -> str | None:
-    if value is not None and not SCHEDULE_PATTERN.match(value):
-        raise ValueError(
-            f"{value!r} is not an EventBridge Scheduler expression; allowed: 'cron(0 3 ? * MON *)' "
-            "(six fields) or 'rate(7 days)'"
-        )
+    """An EventBridge Scheduler expression: ``rate(N unit)`` or a six-field ``cron(...)`` that can fire."""
+    if value is None:
+        return value
+    allowed = "allowed: 'cron(0 3 ? * MON *)' (six fields: minutes hours day-of-month month day-of-week year) or 'rate(7 days)'"
+    if not SCHEDULE_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not an EventBridge Scheduler expression; {allowed}")
+    if value.startswith("cron("):
+        fields = value[5:-1].split(" ")
+        problems = [p for f, spec in zip(fields, _CRON_FIELDS) if (p := _cron_field_problem(f, *spec))]
+        if problems:
+            raise ValueError(f"{value!r} is not a valid cron expression: {problems[0]}; {allowed}")
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ValueError(f"{value!r} is not a valid cron expression: exactly one of day-of-month and day-of-week must be '?'; {allowed}")
+    return value
+
+
+def _check_emails(value: list[str]) -> list[str]:
+    bad = [v for v in value if not EMAIL_PATTERN.match(v)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not an email address; allowed: addresses like 'ml-team@example.com'")
     return value
 
 
@@ -281,10 +334,7 @@ class PipelineConfig(StrictModel):
     @field_validator("notification_emails")
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if not EMAIL_PATTERN.match(v)]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not an email address; allowed: addresses like 'ml-team@example.com'")
-        return value
+        return _check_emails(value)
 
     @field_validator("target_column")
     @classmethod
@@ -612,6 +662,99 @@ class ServingConfig(StrictModel):
         return self
 
 
+METRIC_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
+
+
+class DriftCheckConfig(StrictModel):
+    """The platform's own drift check (no Model Monitor): a processing job comparing captured requests
+    with the training baseline profile, on a schedule."""
+
+    enabled: bool = True
+    # EventBridge Scheduler expression; hourly, like the platform's reference setup.
+    schedule: str = "cron(5 * * * ? *)"
+    instance_type: str = "ml.m5.large"
+    # A feature drifts when its population stability index (or, numeric, its KS distance) exceeds these.
+    psi_threshold: float = Field(default=0.2, gt=0, le=10)
+    ks_threshold: float = Field(default=0.1, gt=0, le=1)
+    metric_namespace: str = "MlPlatform/Drift"
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return _check_schedule(value)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+    @field_validator("metric_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not METRIC_NAMESPACE_PATTERN.match(value) or value.startswith("AWS/"):
+            raise ValueError(f"{value!r} is not a custom CloudWatch namespace; allowed: 1-255 of A-Z a-z 0-9 . - _ / # :, not starting with 'AWS/'")
+        return value
+
+
+class AlarmThresholds(StrictModel):
+    """When the monitoring alarms fire (each evaluated per endpoint)."""
+
+    drifted_features: int = Field(default=1, ge=1, le=1000)
+    server_error_rate_percent: float = Field(default=1.0, gt=0, le=100)
+    client_error_rate_percent: float = Field(default=5.0, gt=0, le=100)
+    model_latency_p99_ms: int = Field(default=500, ge=1, le=3_600_000)
+    cpu_utilization_percent: float = Field(default=80.0, gt=0, le=100)
+    memory_utilization_percent: float = Field(default=85.0, gt=0, le=100)
+    # A real-time endpoint that serves nothing this long is probably cut off from its clients; 0 = no alarm.
+    invocations_absent_minutes: int = Field(default=60, ge=0, le=1440)
+
+    @field_validator("invocations_absent_minutes")
+    @classmethod
+    def _absent(cls, value: int) -> int:
+        if value % 5:
+            raise ValueError(f"{value} is not a multiple of 5; allowed: 0 (off) or 5-1440 in steps of 5 minutes")
+        return value
+
+
+class ModelMonitorConfig(StrictModel):
+    """SageMaker Model Monitor data-quality schedules, for accounts that still have Model Monitor."""
+
+    enabled: bool = False
+    instance_type: str = "ml.m5.xlarge"
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+
+class BudgetConfig(StrictModel):
+    """A monthly AWS Budget on the environment's cost-allocation tag."""
+
+    enabled: bool = True
+    monthly_limit_usd: float = Field(default=1000.0, gt=0, le=10_000_000)
+    forecast_alert_percent: float = Field(default=80.0, gt=0, le=1000)
+    actual_alert_percent: float = Field(default=100.0, gt=0, le=1000)
+
+
+class MonitoringConfig(StrictModel):
+    """Alarms, dashboard, drift monitoring, retraining on drift and the budget."""
+
+    # Subscribed to every alarm and budget alert.
+    notification_emails: list[str] = Field(default_factory=list)
+    drift_check: DriftCheckConfig = Field(default_factory=DriftCheckConfig)
+    alarms: AlarmThresholds = Field(default_factory=AlarmThresholds)
+    # Start the model-build pipeline when the real-time endpoint's drift alarm goes to ALARM.
+    retrain_on_drift: bool = False
+    model_monitor: ModelMonitorConfig = Field(default_factory=ModelMonitorConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        return _check_emails(value)
+
+
 class PlatformConfig(StrictModel):
     """One environment of the platform (``config/environments/<name>.yaml``)."""
 
@@ -624,6 +767,7 @@ class PlatformConfig(StrictModel):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     studio: StudioConfig = Field(default_factory=StudioConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     # What CloudFormation does with buckets, keys and log groups when the stack is deleted.
     stateful_resources_on_delete: Literal["retain", "destroy"] = "retain"
 
@@ -675,6 +819,8 @@ class PlatformConfig(StrictModel):
                 "pipeline.registry_shared_with_accounts",
                 f"lists the environment's own account {self.account}; allowed: other accounts only",
             )
+        if self.monitoring.retrain_on_drift and not self.monitoring.drift_check.enabled:
+            raise KeyedError("monitoring.retrain_on_drift", "is true but monitoring.drift_check.enabled is false; allowed: retraining on drift needs the drift check")
         existing = self.network.existing_vpc
         if existing is not None and self.region is not None:
             foreign = [az for az in existing.availability_zones if not az.startswith(self.region)]

@@ -196,6 +196,7 @@ class GuardedEndpoint(Construct):
         super().__init__(scope, id_)
         self.endpoint_name = endpoint_name
         self.variant_name = variant_name
+        self.instance_type = instance_type
         self.is_async = async_inference is not None
         self.config = sagemaker.CfnEndpointConfig(
             self,
@@ -275,6 +276,16 @@ class GuardedEndpoint(Construct):
 
     def metric_invocations(self) -> cloudwatch.Metric:
         return self.metric("Invocations")
+
+    def metric_client_errors(self) -> cloudwatch.Metric:
+        return self.metric("Invocation4XXErrors")
+
+    def metric_instance(self, metric_name: str, *, statistic: str = "Average") -> cloudwatch.Metric:
+        """An instance metric (``CPUUtilization``, ``MemoryUtilization``, ``DiskUtilization``) of the variant."""
+        return cloudwatch.Metric(
+            namespace="/aws/sagemaker/Endpoints", metric_name=metric_name, statistic=statistic, period=cdk.Duration.minutes(1),
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
+        )  # fmt: skip
 
     def metric_server_errors(self) -> cloudwatch.Metric:
         """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response)."""

@@ -45,6 +45,23 @@ class NotificationTopic(Construct):
         self.key.grant_encrypt_decrypt(grantee)
         return iam.Grant.add_to_principal(grantee=grantee, actions=["sns:Publish"], resource_arns=[self.topic_arn])
 
+    def allow_service_to_publish(self, service: str) -> None:
+        """Let an AWS service (e.g. ``cloudwatch.amazonaws.com``) publish here for this account.
+
+        The key statement carries no condition: services call KMS through SNS without the source
+        headers a condition could check, and a failed delivery would be silent.
+        """
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"Allow{service.split('.')[0].title()}Publish",
+                principals=[iam.ServicePrincipal(service)],
+                actions=["sns:Publish"],
+                resources=[self.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+            )
+        )
+        self.key.grant_to_service(service, actions=["kms:Decrypt", "kms:GenerateDataKey"])
+
     def notify_on(self, rule: events.Rule, *, message: events.RuleTargetInput | None = None) -> None:
         """Send what ``rule`` matches to this topic.
 

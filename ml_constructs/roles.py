@@ -166,26 +166,42 @@ class DutyRole(Construct):
 
     def allow_review_model_packages(self, *, group_name: str) -> None:
         """Let this role list, inspect and approve or reject the packages of model package group ``group_name``."""
+        self._allow_on_model_packages(
+            group_name,
+            ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:UpdateModelPackage"],
+        )
+
+    def allow_describe_model_packages(self, *, group_name: str) -> None:
+        """Let this role read the packages of model package group ``group_name`` (no changes)."""
+        self._allow_on_model_packages(group_name, ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"])
+
+    def _allow_on_model_packages(self, group_name: str, actions: list[str]) -> None:
         resources = [
             self._sagemaker_arn(f"model-package-group/{group_name}"),
             self._sagemaker_arn(f"model-package/{group_name}/*"),
         ]
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:DescribeModelPackageGroup",
-                    "sagemaker:ListModelPackages",
-                    "sagemaker:UpdateModelPackage",
-                ],
-                resources=resources,
-            )
-        )
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
         acknowledge_wildcards(
             self,
             resources=resources,
             reason="Model package versions are numbered by SageMaker at registration; the group prefix is the "
             "narrowest ARN available.",
+        )
+
+    def allow_put_metrics(self, *, namespace: str) -> None:
+        """Let this role publish CloudWatch metrics, only in ``namespace``."""
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+            )
+        )
+        acknowledge_wildcards(
+            self,
+            resources=["*"],
+            reason=f"cloudwatch:PutMetricData has no resource-level permissions; the cloudwatch:namespace condition "
+            f"limits it to {namespace}.",
         )
 
     def allow_pull_images(self, *, repository_arns: list[str]) -> None:

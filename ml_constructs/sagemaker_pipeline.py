@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -126,8 +127,10 @@ class SageMakerPipeline(Construct):
         acknowledge(deployment.handler_role.node.scope, "AwsSolutions-L1", reason)
         return {"PipelineDefinitionS3Location": {"Bucket": bucket.bucket_name, "Key": prefix + name}}
 
-    def start_on_schedule(self, id_: str, *, expression: str, role: iam.IRole, description: str) -> scheduler.CfnSchedule:
-        """An EventBridge Scheduler schedule starting this pipeline (``role`` may start it)."""
+    def start_on_schedule(
+        self, id_: str, *, expression: str, role: iam.IRole, description: str, parameters: dict[str, str] | None = None
+    ) -> scheduler.CfnSchedule:
+        """An EventBridge Scheduler schedule starting this pipeline (``role`` may start it) with ``parameters``."""
         return scheduler.CfnSchedule(
             self,
             id_,
@@ -137,10 +140,19 @@ class SageMakerPipeline(Construct):
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=self.pipeline_arn,
                 role_arn=role.role_arn,
-                sage_maker_pipeline_parameters=scheduler.CfnSchedule.SageMakerPipelineParametersProperty(pipeline_parameter_list=[]),
+                sage_maker_pipeline_parameters=scheduler.CfnSchedule.SageMakerPipelineParametersProperty(
+                    pipeline_parameter_list=[
+                        scheduler.CfnSchedule.SageMakerPipelineParameterProperty(name=name, value=value)
+                        for name, value in sorted((parameters or {}).items())
+                    ]
+                ),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=3),
             ),
         )
+
+    def as_rule_target(self, *, role: iam.IRole, parameters: dict[str, str] | None = None) -> events.IRuleTarget:
+        """An EventBridge rule target starting this pipeline (CDK has no such target for an unmanaged pipeline)."""
+        return _PipelineTarget(self.pipeline_arn, role, parameters or {})
 
     def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
         """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""
@@ -173,23 +185,57 @@ def framework_repository_arn(scope: Construct, *, framework: str, version: str, 
     return cdk.Stack.of(scope).format_arn(service="ecr", account=account, resource="repository", resource_name=repository)
 
 
+def model_monitor_image_uri(scope: Construct) -> str:
+    """Region-neutral URI of SageMaker Model Monitor's analyzer image (``${ModelMonitorImageUri}``).
+
+    Like ``framework_image_uri``: the registry account per region comes from the SageMaker SDK's
+    bundled table (``image_uri_config/model-monitor.json``) as a CloudFormation mapping. Untagged,
+    exactly as the SDK names it.
+    """
+    account, repository = _model_monitor_registry(scope)
+    stack = cdk.Stack.of(scope)
+    return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{repository}"
+
+
+def model_monitor_repository_arn(scope: Construct) -> str:
+    """ARN of the ECR repository holding Model Monitor's analyzer image (for pull permissions)."""
+    account, repository = _model_monitor_registry(scope)
+    return cdk.Stack.of(scope).format_arn(service="ecr", account=account, resource="repository", resource_name=repository)
+
+
 def _framework_registry(scope: Construct, framework: str, version: str, image_scope: str) -> tuple[str, str, str]:
     registries, repository, tag = _framework_image(framework, version, image_scope)
+    account = _registry_account(scope, f"{framework.title()}ImageRegistries", registries, f"{framework} {version} image")
+    return account, repository, tag
+
+
+def _model_monitor_registry(scope: Construct) -> tuple[str, str]:
+    # One unversioned image (the SDK's table has a single version, "").
+    (entry,) = _sdk_image_table("model-monitor")["versions"].values()
+    account = _registry_account(scope, "ModelMonitorImageRegistries", entry["registries"], "Model Monitor analyzer image")
+    return account, entry["repository"]
+
+
+def _registry_account(scope: Construct, mapping_id: str, registries: dict[str, str], image: str) -> str:
+    """The registry account for the stack's region, from one CfnMapping per stack (region -> account)."""
     stack = cdk.Stack.of(scope)
-    mapping_id = f"{framework.title()}ImageRegistries"
     mapping = stack.node.try_find_child(mapping_id) or cdk.CfnMapping(
         stack, mapping_id, mapping={region: {"account": account} for region, account in sorted(registries.items())}
     )
     if not cdk.Token.is_unresolved(stack.region) and stack.region not in registries:
-        raise ValueError(f"no {framework} {version} image in region {stack.region}; available in: {', '.join(sorted(registries))}")
-    return mapping.find_in_map(stack.region, "account"), repository, tag
+        raise ValueError(f"no {image} in region {stack.region}; available in: {', '.join(sorted(registries))}")
+    return mapping.find_in_map(stack.region, "account")
 
 
-def _framework_image(framework: str, version: str, image_scope: str) -> tuple[dict[str, str], str, str]:
+def _sdk_image_table(name: str) -> dict:
     # Read the SDK's table from its file: importing the SDK here would cost a second of synth.
     spec = importlib.util.find_spec("sagemaker")
     assert spec is not None and spec.submodule_search_locations, "the SageMaker Python SDK is not installed"
-    table = json.loads((Path(spec.submodule_search_locations[0]) / "image_uri_config" / f"{framework}.json").read_text())
+    return json.loads((Path(spec.submodule_search_locations[0]) / "image_uri_config" / f"{name}.json").read_text())
+
+
+def _framework_image(framework: str, version: str, image_scope: str) -> tuple[dict[str, str], str, str]:
+    table = _sdk_image_table(framework)
     entry = table[image_scope]["versions"][version]
     processor = "cpu"
     py_version = entry["py_versions"][0]

@@ -23,6 +23,9 @@ SKLEARN_VERSION = "1.2-1"  # the framework container the steps and models run in
 # Data-bucket prefixes the model role reads requests from and writes results to.
 ASYNC_INFERENCE_PREFIX = "async-inference/"
 BATCH_SCORING_PREFIX = "batch-scoring/"
+# Capture-bucket prefix endpoints write requests and responses to; reports-bucket prefix of drift reports.
+CAPTURE_PREFIX = "data-capture/"
+DRIFT_REPORTS_PREFIX = "drift/"
 
 
 class FoundationStack(cdk.Stack):
@@ -38,6 +41,8 @@ class FoundationStack(cdk.Stack):
         they may read the model-build pipeline's artifacts and decrypt them through S3. Default: none.
     :param multi_model_prefix: models-bucket prefix the multi-model endpoint loads archives from
         (its role reads only that). Default: ``multi-model/``.
+    :param drift_metric_namespace: the only CloudWatch namespace the drift check may publish to.
+        Default: ``MlPlatform/Drift``.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class FoundationStack(cdk.Stack):
         models_shared_with_accounts: list[str] = (),
         mlflow_enabled: bool = True,
         multi_model_prefix: str = "multi-model/",
+        drift_metric_namespace: str = "MlPlatform/Drift",
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -100,6 +106,7 @@ class FoundationStack(cdk.Stack):
         self.job_role = role("JobRole", "Processing and training job role", SAGEMAKER)
         self.model_role = role("ModelExecutionRole", "Model (endpoint and transform) execution role", SAGEMAKER)
         self.multi_model_role = role("MultiModelRole", "Multi-model endpoint execution role", SAGEMAKER)
+        self.monitoring_role = role("MonitoringJobRole", "Drift check job role", SAGEMAKER)
         self.scheduler_role = role("SchedulerRole", "EventBridge and Scheduler role", SCHEDULER, EVENTS, pin=True)
         # The tracking server's role lives here because the models key's policy names it.
         self.mlflow_role = role("MlflowRole", "SageMaker MLflow tracking server role", SAGEMAKER) if mlflow_enabled else None
@@ -141,10 +148,24 @@ class FoundationStack(cdk.Stack):
             serving_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}Endpoints")
         self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TransformJobs")
 
+        # Drift check: read captured traffic and the registered baselines, write reports and metrics.
+        monitoring = self.monitoring_role
+        self.drift_metric_namespace = drift_metric_namespace
+        self.capture_bucket.grant_read(monitoring, prefix=CAPTURE_PREFIX)
+        self.model_bucket.grant_read(monitoring, prefix=f"{resource_prefix}-model-build/*/baseline/")
+        self.reports_bucket.grant_write(monitoring, prefix=DRIFT_REPORTS_PREFIX)
+        monitoring.allow_describe_model_packages(group_name=f"{resource_prefix}-models")
+        monitoring.allow_put_metrics(namespace=drift_metric_namespace)
+        self.models_key.grant_use_by_aws_resources(monitoring)
+        network.grant_manage_job_network_interfaces(monitoring)
+        monitoring.allow_pull_images(repository_arns=[sklearn_repository])
+        monitoring.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}ProcessingJobs")
+
         # Pipelines: launch VPC-bound jobs with the job and model roles, read what steps wrote.
         self.pipeline_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
         self.job_role.grant_pass_role(self.pipeline_role)
         self.model_role.grant_pass_role(self.pipeline_role)
+        self.monitoring_role.grant_pass_role(self.pipeline_role)
         self.model_bucket.grant_read(self.pipeline_role)
         self.reports_bucket.grant_read(self.pipeline_role)
         self.data_bucket.grant_read(self.pipeline_role)

@@ -23,6 +23,7 @@ def cached_definition(
     model_package_group_name: str,
     settings: PipelineConfig,
     subnet_count: int,
+    data_quality_baseline: bool = False,
 ) -> str:
     """``build_definition``, reusing an earlier result stored in ``cache_dir`` for identical inputs.
 
@@ -34,6 +35,7 @@ def cached_definition(
         "model_package_group_name": model_package_group_name,
         "settings": settings.model_dump(mode="json"),
         "subnet_count": subnet_count,
+        "data_quality_baseline": data_quality_baseline,
     }
     return cached_build(
         cache_dir=cache_dir,
@@ -49,9 +51,19 @@ def _role_arn(name_placeholder: str) -> str:
 
 
 def build_definition(
-    *, pipeline_name: str, model_package_group_name: str, settings: PipelineConfig, subnet_count: int
+    *,
+    pipeline_name: str,
+    model_package_group_name: str,
+    settings: PipelineConfig,
+    subnet_count: int,
+    data_quality_baseline: bool = False,
 ) -> str:
-    """The pipeline definition with ``${Placeholders}`` for every deploy-time value."""
+    """The pipeline definition with ``${Placeholders}`` for every deploy-time value.
+
+    :param data_quality_baseline: add the Model Monitor data-quality baseline step (for accounts that
+        still have Model Monitor); the definition then also needs ``${ModelMonitorImageUri}``
+        (``ml_constructs.sagemaker_pipeline.model_monitor_image_uri``). Default: off.
+    """
     from pipeline_code import pipeline as model_build  # the SDK: imported only when building
 
     session = model_build.offline_session(default_bucket="${ArtifactBucket}")
@@ -99,5 +111,6 @@ def build_definition(
         max_run_seconds=settings.max_run_minutes * 60,
         max_wait_seconds=settings.max_wait_minutes * 60,
         cache_days=settings.cache_days,
+        data_quality_baseline=data_quality_baseline,
     )
     return model_build.definition_json(pipeline)

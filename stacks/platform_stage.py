@@ -12,6 +12,7 @@ from constructs import Construct
 from config.schema import PlatformConfig
 from stacks.foundation_stack import FoundationStack
 from stacks.model_build_stack import ModelBuildStack
+from stacks.monitoring_stack import MonitoringStack
 from stacks.network_stack import NetworkStack
 from stacks.serving_stack import ApprovedPackage, ServingStack
 from stacks.studio_stack import StudioStack
@@ -53,6 +54,7 @@ class PlatformStage(cdk.Stage):
             models_shared_with_accounts=config.pipeline.registry_shared_with_accounts,
             mlflow_enabled=config.studio.enabled and config.studio.mlflow.enabled,
             multi_model_prefix=config.serving.multi_model.model_data_prefix,
+            drift_metric_namespace=config.monitoring.drift_check.metric_namespace,
             description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
         )
 
@@ -101,6 +103,20 @@ class PlatformStage(cdk.Stage):
                 description=f"ML platform {config.name}: endpoints and batch scoring for model package version {approved_package.version}",
             )
 
+        self.monitoring = MonitoringStack(
+            self,
+            "Monitoring",
+            network=self.network.network,
+            foundation=self.foundation,
+            model_build=self.model_build,
+            serving=self.serving,
+            settings=config.monitoring,
+            cost_allocation_tag=(ENVIRONMENT_TAG, config.name),
+            resource_prefix=prefix,
+            removal_policy=removal,
+            description=f"ML platform {config.name}: alarms, dashboard, drift checks, budget",
+        )
+
         tags = cdk.Tags.of(self)
         tags.add(ENVIRONMENT_TAG, config.name)
         for key, value in sorted(config.tags.items()):
@@ -108,5 +124,5 @@ class PlatformStage(cdk.Stage):
 
     @property
     def stacks(self) -> list[cdk.Stack]:
-        return [s for s in (self.network, self.foundation, self.model_build, self.studio, self.serving) if s is not None]
+        return [s for s in (self.network, self.foundation, self.model_build, self.studio, self.serving, self.monitoring) if s is not None]
 

@@ -16,7 +16,7 @@ from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import framework_image_uri
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline
 from stacks.batch_scoring_definition import cached_batch_definition
-from stacks.foundation_stack import ASYNC_INFERENCE_PREFIX, BATCH_SCORING_PREFIX, SKLEARN_VERSION, FoundationStack
+from stacks.foundation_stack import ASYNC_INFERENCE_PREFIX, BATCH_SCORING_PREFIX, CAPTURE_PREFIX, SKLEARN_VERSION, FoundationStack
 from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT
 
 # The multi-model container loads each archive's code/inference.py (train.py puts it there).
@@ -92,7 +92,7 @@ class ServingStack(cdk.Stack):
                 variant_name=realtime.variant_name,
                 volume_key=foundation.models_key,
                 rollout=Rollout(**realtime.rollout.model_dump()),
-                data_capture=DataCapture(bucket=foundation.capture_bucket, sampling_percentage=realtime.data_capture_percentage),
+                data_capture=DataCapture(bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage),
             )
             endpoint.scale_on_invocations(Scaling(**realtime.scaling.model_dump()), target_per_instance=realtime.target_invocations_per_instance)
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
@@ -147,7 +147,7 @@ class ServingStack(cdk.Stack):
                 initial_instance_count=asynchronous.initial_instance_count,
                 volume_key=foundation.models_key,
                 rollout=Rollout(**asynchronous.rollout.model_dump()),
-                data_capture=DataCapture(bucket=foundation.capture_bucket, sampling_percentage=asynchronous.data_capture_percentage),
+                data_capture=DataCapture(bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=asynchronous.data_capture_percentage),
                 async_inference=AsyncInference(
                     output_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}output/{name}"),
                     failure_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}failures/{name}"),

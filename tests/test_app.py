@@ -29,10 +29,10 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 def test_one_stage_per_environment_holds_the_stacks(sandbox, examples):
     assert isinstance(sandbox.stage, PlatformStage)
-    assert sandbox.stack_ids == ["Network", "Foundation", "ModelBuild", "Studio"]
+    assert sandbox.stack_ids == ["Network", "Foundation", "ModelBuild", "Studio", "Monitoring"]
     assert [s.stack_name for s in sandbox.stage.stacks] == [
         "MlPlatform-sandbox-Network", "MlPlatform-sandbox-Foundation", "MlPlatform-sandbox-ModelBuild",
-        "MlPlatform-sandbox-Studio",
+        "MlPlatform-sandbox-Studio", "MlPlatform-sandbox-Monitoring",
     ]  # fmt: skip
     dev = examples["dev"].stage
     assert {(s.account, s.region) for s in dev.stacks} == {("111111111111", "eu-west-1")}
@@ -123,9 +123,9 @@ def test_cdk_nag_would_stop_synth_on_a_new_finding(tmp_path):
 
 def test_cfn_lint_reports_nothing_on_any_template(sandbox, examples, serving):
     templates = [str(s.template_path(stack_id)) for s in (sandbox, *examples.values()) for stack_id in s.stack_ids]
-    # With a package recorded only the Serving stack is new; the others equal the sandbox's.
-    templates.append(str(serving.template_path("Serving")))
-    assert len(templates) == 13
+    # With a package recorded the Serving stack is new and Monitoring watches it; the others equal the sandbox's.
+    templates += [str(serving.template_path("Serving")), str(serving.template_path("Monitoring"))]
+    assert len(templates) == 17
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
     assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr
@@ -150,7 +150,7 @@ def test_two_synths_are_byte_identical(sandbox, tmp_path):
         return found
 
     assert differences(comparison) == []
-    assert len(list(again.rglob("*.template.json"))) == 4
+    assert len(list(again.rglob("*.template.json"))) == 5
 
 
 def test_synth_needs_no_context_lookups(every_synth):
@@ -202,7 +202,7 @@ def normalise(template: dict) -> dict:
 
 @pytest.mark.parametrize(
     ("synth", "stack_id"),
-    [("sandbox", "Network"), ("sandbox", "Foundation"), ("sandbox", "ModelBuild"), ("sandbox", "Studio"), ("serving", "Serving")],
+    [("sandbox", "Network"), ("sandbox", "Foundation"), ("sandbox", "ModelBuild"), ("sandbox", "Studio"), ("serving", "Serving"), ("serving", "Monitoring")],
 )
 def test_snapshot(request, synth, stack_id):
     """Any change to a synthesized template must be deliberate: `UPDATE_SNAPSHOTS=1 make test` to accept it."""

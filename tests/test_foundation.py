@@ -15,7 +15,7 @@ from tests.conftest import as_list, logical_id, resources_of, role_policies, rol
 
 ROLES = [
     "StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole",
-    "SchedulerRole", "MlflowRole",
+    "MonitoringJobRole", "SchedulerRole", "MlflowRole",
 ]  # fmt: skip
 BUCKETS = ["DataBucket", "ModelBucket", "CaptureBucket", "ReportsBucket"]
 CRYPTO_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
@@ -76,8 +76,10 @@ def test_account_root_administers_but_cannot_use_keys(sandbox, key):
 def test_key_policies_name_exactly_the_roles_that_use_them(sandbox):
     t = sandbox.template_json("Foundation")
     studio = {"StudioUserRole", "StudioLeadRole"}
-    assert key_users(t, "DataKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole"}
-    assert key_users(t, "ModelsKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole", "MlflowRole"}
+    assert key_users(t, "DataKey") == studio | {"PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MonitoringJobRole"}
+    assert key_users(t, "ModelsKey") == studio | {
+        "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole", "MonitoringJobRole", "MlflowRole",
+    }  # fmt: skip
     assert key_users(t, "StudioKey") == studio
 
 
@@ -166,8 +168,9 @@ def test_every_stateful_resource_is_retained(sandbox):
                 assert resource.get("DeletionPolicy") == "Retain", name
                 assert resource.get("UpdateReplacePolicy") == "Retain", name
                 found += 1
-    # buckets; data, models, studio, logs, notification keys; flow-log and Studio-cleanup log groups; registry
-    assert found == 5 + 5 + 2 + 1
+    # buckets; data, models, studio, logs, model-build and alarm notification keys; flow-log and Studio-cleanup
+    # log groups; registry
+    assert found == 5 + 6 + 2 + 1
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +229,8 @@ def test_who_may_pass_which_role(sandbox):
         return {r["Fn::GetAtt"][0] for r in allowed(role_statements(t, role), "iam:PassRole")}
 
     job, model = logical_id(t, "AWS::IAM::Role", "JobRole"), logical_id(t, "AWS::IAM::Role", "ModelExecutionRole")
-    assert passable_by("PipelineExecutionRole") == {job, model}
+    monitoring = logical_id(t, "AWS::IAM::Role", "MonitoringJobRole")
+    assert passable_by("PipelineExecutionRole") == {job, model, monitoring}
     assert passable_by("StudioUserRole") == passable_by("StudioLeadRole") == {job, model}
     assert passable_by("JobRole") == passable_by("ModelExecutionRole") == passable_by("SchedulerRole") == set()
 

@@ -203,7 +203,7 @@ def test_studio_and_mlflow_can_be_switched_off(tmp_path):
     assert stage.foundation.mlflow_role is None
     (tmp_path / "sandbox.yaml").write_text("studio: {enabled: false}\n")
     stage = PlatformStage(cdk.App(context=cdk_json_context()), "T", config=load_config("sandbox", config_dir=tmp_path))
-    assert stage.studio is None and [s.node.id for s in stage.stacks] == ["Network", "Foundation", "ModelBuild"]
+    assert stage.studio is None and [s.node.id for s in stage.stacks] == ["Network", "Foundation", "ModelBuild", "Monitoring"]
 
 
 def test_allowed_instance_types_are_ones_studio_accepts():
