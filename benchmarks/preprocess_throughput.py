@@ -152,7 +152,7 @@ def main() -> int:
                 elapsed, peak = measure(command(out), ROOT)
                 results[name].append((elapsed, peak))
                 print(f"  run {run + 1}: {name:<22} {elapsed:7.1f} s  {peak:8.0f} MiB", flush=True)
-        ours_rows = sum(count_rows(p) for p in (work / "out-0").rglob("*.csv"))
+        ours_rows = sum(count_rows(work / "out-0" / split / f"{split}.csv") for split in ("train", "validation", "test"))
         base_rows = sum(count_rows(p) for p in (work / "out-1").glob("*.csv"))
         if ours_rows != args.rows or base_rows != args.rows:
             raise SystemExit(f"row counts differ: ours {ours_rows}, baseline {base_rows}, input {args.rows}")

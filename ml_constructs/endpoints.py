@@ -198,6 +198,7 @@ class GuardedEndpoint(Construct):
         self.variant_name = variant_name
         self.instance_type = instance_type
         self.is_async = async_inference is not None
+        self.captures = data_capture is not None and data_capture.sampling_percentage > 0
         self.config = sagemaker.CfnEndpointConfig(
             self,
             "Config",

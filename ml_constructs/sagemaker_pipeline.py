@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -150,9 +149,39 @@ class SageMakerPipeline(Construct):
             ),
         )
 
-    def as_rule_target(self, *, role: iam.IRole, parameters: dict[str, str] | None = None) -> events.IRuleTarget:
-        """An EventBridge rule target starting this pipeline (CDK has no such target for an unmanaged pipeline)."""
-        return _PipelineTarget(self.pipeline_arn, role, parameters or {})
+    def start_on_event(
+        self,
+        id_: str,
+        *,
+        event_pattern: dict,
+        role: iam.IRole,
+        description: str,
+        parameters: dict[str, str] | None = None,
+        scope: Construct | None = None,
+    ) -> events.CfnRule:
+        """An EventBridge rule (in ``scope``, default: here) starting this pipeline when ``event_pattern`` matches.
+
+        An L1 rule: CDK's rule targets cannot carry SageMaker pipeline parameters.
+        """
+        return events.CfnRule(
+            scope or self,
+            id_,
+            description=description,
+            event_pattern=event_pattern,
+            targets=[
+                events.CfnRule.TargetProperty(
+                    id="Pipeline",
+                    arn=self.pipeline_arn,
+                    role_arn=role.role_arn,
+                    sage_maker_pipeline_parameters=events.CfnRule.SageMakerPipelineParametersProperty(
+                        pipeline_parameter_list=[
+                            events.CfnRule.SageMakerPipelineParameterProperty(name=name, value=value)
+                            for name, value in sorted((parameters or {}).items())
+                        ]
+                    ),
+                )
+            ],
+        )
 
     def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
         """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""
@@ -240,3 +269,4 @@ def _framework_image(framework: str, version: str, image_scope: str) -> tuple[di
     processor = "cpu"
     py_version = entry["py_versions"][0]
     return entry["registries"], entry["repository"], f"{version}-{processor}-{py_version}"
+

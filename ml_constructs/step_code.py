@@ -56,16 +56,21 @@ class StepCode(Construct):
 
     :param scripts: processing scripts by logical name (e.g. ``{"preprocess": path}``).
     :param source_files: files of the training source tarball (``train.py``, ``inference.py``).
+        Default: none (no tarball).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, scripts: dict[str, Path], source_files: list[Path]) -> None:
+    def __init__(self, scope: Construct, id_: str, *, scripts: dict[str, Path], source_files: list[Path] = ()) -> None:
         super().__init__(scope, id_)
         self.scripts = {name: s3_assets.Asset(self, f"{name.title()}Script", path=str(path)) for name, path in scripts.items()}
-        self.source_tarball = s3_assets.Asset(self, "TrainingSource", path=str(_stage(deterministic_tarball(source_files))))
+        self.source_tarball = (
+            s3_assets.Asset(self, "TrainingSource", path=str(_stage(deterministic_tarball(list(source_files)))))
+            if source_files
+            else None
+        )
 
     @property
     def assets(self) -> list[s3_assets.Asset]:
-        return [*self.scripts.values(), self.source_tarball]
+        return [*self.scripts.values(), *([self.source_tarball] if self.source_tarball else [])]
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` (the role SageMaker jobs and models run with) download exactly these objects."""
@@ -73,7 +78,7 @@ class StepCode(Construct):
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:ListBucket"],
-            resource_arns=[self.source_tarball.bucket.bucket_arn],
+            resource_arns=[self.assets[0].bucket.bucket_arn],
             conditions={"StringEquals": {"s3:prefix": [asset.s3_object_key for asset in self.assets]}},
         )
         return iam.Grant.add_to_principal(

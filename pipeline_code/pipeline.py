@@ -7,6 +7,10 @@
                    or TuneModel ──────┘     (processing,     (condition)    │
                       (Bayesian HPO)         EvaluationReport)              └─ otherwise ─────────────► FailOnLowAccuracy
 
+With ``data_quality_baseline=True`` a ``DataQualityBaseline`` step (SageMaker Model Monitor's
+analyzer) also runs after PreprocessData, on the raw training features, and RegisterModel carries
+its statistics and constraints (see ``get_pipeline``).
+
 ``get_pipeline`` takes every name, role, bucket, key, network setting and code
 location as an argument and never calls AWS: build it with ``offline_session``.
 Values only known at deploy time are passed as CloudFormation placeholders
@@ -31,15 +35,18 @@ for _logger in ("sagemaker", "sagemaker.config"):
 warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
 
 import boto3  # noqa: E402
+import sagemaker.image_uris  # noqa: E402
 import sagemaker.utils  # noqa: E402
 from sagemaker.drift_check_baselines import DriftCheckBaselines  # noqa: E402
 from sagemaker.inputs import TrainingInput  # noqa: E402
 from sagemaker.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.model_monitor import DatasetFormat  # noqa: E402
 from sagemaker.network import NetworkConfig  # noqa: E402
 from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor  # noqa: E402
 from sagemaker.sklearn.estimator import SKLearn  # noqa: E402
 from sagemaker.model import Model  # noqa: E402
 from sagemaker.tuner import HyperparameterTuner, IntegerParameter  # noqa: E402
+from sagemaker.workflow.check_job_config import CheckJobConfig  # noqa: E402
 from sagemaker.workflow.condition_step import ConditionStep  # noqa: E402
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo  # noqa: E402
 from sagemaker.workflow.execution_variables import ExecutionVariables  # noqa: E402
@@ -50,6 +57,7 @@ from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, Para
 from sagemaker.workflow.pipeline import Pipeline  # noqa: E402
 from sagemaker.workflow.pipeline_context import PipelineSession  # noqa: E402
 from sagemaker.workflow.properties import PropertyFile  # noqa: E402
+from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep  # noqa: E402
 from sagemaker.workflow.retry import (  # noqa: E402
     SageMakerJobExceptionTypeEnum,
     SageMakerJobStepRetryPolicy,
@@ -77,6 +85,13 @@ TUNING_RANGES = {
 }
 REGISTER_STEP = "RegisterModel"
 SERVING_CODE_DIR = "/opt/ml/model/code"
+# Optional Model Monitor data-quality baseline (``data_quality_baseline=True``).
+DATA_QUALITY_STEP = "DataQualityBaseline"
+# preprocess.py's features-only copy of the training split, in its "baseline" output: header row,
+# raw feature values in serving order, no target (what a captured CSV request holds, minus the header).
+BASELINE_FEATURES_FILE = "train_features.csv"
+# The analyzer image lives in a different account per region: the stack maps it (model_monitor_image_uri).
+MODEL_MONITOR_IMAGE_PLACEHOLDER = "${ModelMonitorImageUri}"
 
 
 @dataclass(frozen=True)
@@ -174,6 +189,7 @@ def get_pipeline(
     max_run_seconds: int = 3600,
     max_wait_seconds: int = 7200,
     cache_days: int = 0,
+    data_quality_baseline: bool = False,
 ) -> Pipeline:
     """Build the model-build pipeline.
 
@@ -182,6 +198,13 @@ def get_pipeline(
     :param max_wait_seconds: longest to wait for spot capacity plus run time (≥ ``max_run_seconds``).
     :param cache_days: reuse a step's earlier result with identical arguments for this many days.
         Default: 0 (no caching; an input URL may hold new data).
+    :param data_quality_baseline: also compute a SageMaker Model Monitor data-quality baseline
+        (``DataQualityBaseline``: statistics.json and constraints.json of the raw training features,
+        written under the reports bucket next to the evaluation) and register it with the model as
+        ``DriftCheckBaselines.ModelDataQuality``; the platform's ``baseline.json`` profile then moves
+        to ``ModelMetrics.ModelDataQuality.Statistics``. For accounts that still have Model Monitor.
+        The analyzer image is the placeholder ``${ModelMonitorImageUri}`` (``definition_json``).
+        Default: off, and the definition is the same as without this argument.
     """
     params = _Parameters(defaults)
     network_config = NetworkConfig(
@@ -230,6 +253,37 @@ def get_pipeline(
         retry_policies=retries,
     )
     split = preprocess.properties.ProcessingOutputConfig.Outputs
+    reports_prefix = ["s3:/", reports_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
+
+    data_quality = None
+    if data_quality_baseline:
+        data_quality = QualityCheckStep(
+            name=DATA_QUALITY_STEP,
+            quality_check_config=DataQualityCheckConfig(
+                # A file, not the "baseline" prefix: baseline.json sits in the same folder.
+                baseline_dataset=Join(on="/", values=[split["baseline"].S3Output.S3Uri, BASELINE_FEATURES_FILE]),
+                dataset_format=DatasetFormat.csv(header=True),
+                output_s3_uri=Join(on="/", values=[*reports_prefix, "data-quality-baseline"]),
+            ),
+            check_job_config=CheckJobConfig(
+                role=job_role_arn,
+                instance_count=params.processing_instance_count,
+                instance_type=params.processing_instance_type,
+                volume_kms_key=volume_kms_key,
+                output_kms_key=output_kms_key,
+                base_job_name=f"{pipeline_name}-baseline",
+                sagemaker_session=session,
+                network_config=network_config,
+            ),
+            # Nothing to check against yet: each run computes the baseline of the data its model is
+            # trained on, and the registered package carries it (BaselineUsedForDriftCheck* are then
+            # the calculated files). Checking new training data against the last approved package's
+            # baseline would be skip_check=False with model_package_group_name.
+            skip_check=True,
+            register_new_baseline=True,
+            model_package_group_name=registry.model_package_group_name,
+            cache_config=cache,
+        )
 
     estimator = SKLearn(
         entry_point="train.py",
@@ -291,7 +345,6 @@ def get_pipeline(
         )
 
     evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
-    reports_prefix = ["s3:/", reports_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
     evaluate = ProcessingStep(
         name="EvaluateModel",
         step_args=processor(f"{pipeline_name}-evaluate").run(
@@ -319,6 +372,26 @@ def get_pipeline(
         on="/", values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"]
     )
     baseline_json = Join(on="/", values=[split["baseline"].S3Output.S3Uri, "baseline.json"])
+    profile = MetricsSource(s3_uri=baseline_json, content_type="application/json")
+    evaluation = MetricsSource(s3_uri=evaluation_json, content_type="application/json")
+    if data_quality is None:
+        model_metrics = ModelMetrics(model_statistics=evaluation)
+        # The preprocessing step's feature profile: what drift checks compare live traffic with.
+        drift_check_baselines = DriftCheckBaselines(model_data_statistics=profile)
+    else:
+        # Model Monitor reads DriftCheckBaselines.ModelDataQuality as one statistics + constraints pair
+        # of its own format (a later QualityCheckStep fetches it from the latest approved package), so
+        # the pair takes that slot; the platform's profile stays registered, as the model's data statistics.
+        monitor = data_quality.properties
+        model_metrics = ModelMetrics(model_statistics=evaluation, model_data_statistics=profile)
+        drift_check_baselines = DriftCheckBaselines(
+            model_data_statistics=MetricsSource(
+                s3_uri=monitor.BaselineUsedForDriftCheckStatistics, content_type="application/json"
+            ),
+            model_data_constraints=MetricsSource(
+                s3_uri=monitor.BaselineUsedForDriftCheckConstraints, content_type="application/json"
+            ),
+        )
     model = Model(
         image_uri=image_uri,
         model_data=model_data,
@@ -337,13 +410,8 @@ def get_pipeline(
             transform_instances=list(registry.transform_instance_types),
             model_package_group_name=registry.model_package_group_name,
             approval_status=params.approval_status,
-            model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(s3_uri=evaluation_json, content_type="application/json")
-            ),
-            # The preprocessing step's feature profile: what drift checks compare live traffic with.
-            drift_check_baselines=DriftCheckBaselines(
-                model_data_statistics=MetricsSource(s3_uri=baseline_json, content_type="application/json")
-            ),
+            model_metrics=model_metrics,
+            drift_check_baselines=drift_check_baselines,
         ),
         retry_policies=[p for p in retries if isinstance(p, StepRetryPolicy)],  # no job behind it
     )
@@ -365,7 +433,7 @@ def get_pipeline(
     return Pipeline(
         name=pipeline_name,
         parameters=params.all,
-        steps=[preprocess, train, evaluate, check],
+        steps=[preprocess, *([data_quality] if data_quality else []), train, evaluate, check],
         sagemaker_session=session,
     )
 
@@ -374,12 +442,18 @@ def definition_json(pipeline: Pipeline) -> str:
     """The pipeline definition as canonical JSON, free of the build region.
 
     SageMaker's ModelStep names its registration sub-step ``<name>-RegisterModel``;
-    the platform's contract is one step called ``RegisterModel``.
+    the platform's contract is one step called ``RegisterModel``. A quality check's Model Monitor
+    analyzer image, which the SDK looks up for the build region, becomes ``${ModelMonitorImageUri}``.
     """
     definition = _region_neutral(json.loads(pipeline.definition()))
     for step in _walk_steps(definition["Steps"]):
         if step["Name"] == f"{REGISTER_STEP}-RegisterModel":
             step["Name"] = REGISTER_STEP
+        if step["Type"] == "QualityCheck":
+            app = step["Arguments"]["AppSpecification"]
+            if app["ImageUri"] != _build_region_model_monitor_image():
+                raise ValueError(f"step {step['Name']}: unexpected analyzer image {app['ImageUri']}")
+            app["ImageUri"] = MODEL_MONITOR_IMAGE_PLACEHOLDER
     text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     if BUILD_REGION in text:
         raise ValueError(f"the definition still names the build region {BUILD_REGION}; pass region-neutral values")
@@ -409,6 +483,11 @@ def _region_neutral(value: Any) -> Any:
 
 # Hyperparameters are JSON-encoded strings; environment values are plain.
 _REGION_PLACEHOLDERS = {BUILD_REGION: "${AWS::Region}", json.dumps(BUILD_REGION): json.dumps("${AWS::Region}")}
+
+
+def _build_region_model_monitor_image() -> str:
+    # What DefaultModelMonitor picks (the SDK's bundled table; no AWS call).
+    return sagemaker.image_uris.retrieve(framework="model-monitor", region=BUILD_REGION)
 
 
 def _walk_steps(steps: list[dict]) -> list[dict]:

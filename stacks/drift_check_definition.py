@@ -10,17 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from stacks.definition_cache import cached_build
+from stacks.foundation_stack import CAPTURE_PREFIX, DRIFT_REPORTS_PREFIX
 from stacks.model_build_definition import _role_arn
 
 _ROOT = Path(__file__).resolve().parent.parent
 _BUILDER_SOURCES = [Path(__file__), _ROOT / "pipeline_code" / "pipeline.py", _ROOT / "pipeline_code" / "drift_pipeline.py"]
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
-# Where the serving stack's endpoints capture to (ml_constructs.endpoints.DataCapture.prefix).
-DEFAULT_CAPTURE_PREFIX = "data-capture/"
 # What the stack maps each placeholder to (besides SubnetId0..n-1 and the AWS:: pseudo parameters).
 PLACEHOLDERS = {
-    "JobRoleName": "name of the processing job role",
+    "JobRoleName": "name of the drift check job's role (the foundation's monitoring job role)",
     "SklearnImageUri": "scikit-learn 1.2-1 processing image",
     "CodeBucket": "bucket of the drift_check.py asset",
     "DriftCheckScriptKey": "object key of the drift_check.py asset (its base name is the script name)",
@@ -44,8 +43,8 @@ def cached_drift_definition(
     psi_threshold: float = 0.2,
     ks_threshold: float = 0.1,
     max_runtime_seconds: int = 3600,
-    capture_prefix: str = DEFAULT_CAPTURE_PREFIX,
-    reports_prefix: str | None = None,
+    capture_prefix: str = CAPTURE_PREFIX,
+    reports_prefix: str = DRIFT_REPORTS_PREFIX,
 ) -> str:
     """``build_drift_definition``, reused from ``cache_dir`` while its inputs hold."""
     arguments = {
@@ -73,23 +72,24 @@ def build_drift_definition(
     psi_threshold: float = 0.2,
     ks_threshold: float = 0.1,
     max_runtime_seconds: int = 3600,
-    capture_prefix: str = DEFAULT_CAPTURE_PREFIX,
-    reports_prefix: str | None = None,
+    capture_prefix: str = CAPTURE_PREFIX,
+    reports_prefix: str = DRIFT_REPORTS_PREFIX,
 ) -> str:
     """The definition; placeholders: ``PLACEHOLDERS``, ``SubnetId0`` .. ``SubnetId<n-1>``, ``AWS::Partition``,
     ``AWS::AccountId``, ``AWS::Region``.
 
     :param capture_prefix: the endpoints' capture prefix in ``${CaptureBucket}``: ``CaptureUrl`` defaults
         to ``s3://${CaptureBucket}/<capture_prefix>`` (the endpoint configs' DestinationS3Uri).
+        Default: the foundation's ``CAPTURE_PREFIX``, which the serving stack captures to.
     :param reports_prefix: reports go to ``s3://${ReportsBucket}/<reports_prefix>/<endpoint>/<execution id>/``.
-        Default: the pipeline name (as the model-build pipeline files its reports).
+        Default: the foundation's ``DRIFT_REPORTS_PREFIX``, where the monitoring job role may write.
     """
     if subnet_count < 1:
         raise ValueError(f"subnet_count must be at least 1, got {subnet_count}")
     from pipeline_code import drift_pipeline, pipeline  # the SDK: imported only when building
 
     capture = capture_prefix.strip("/")
-    reports = (reports_prefix if reports_prefix is not None else pipeline_name).strip("/")
+    reports = reports_prefix.strip("/")
     built = drift_pipeline.get_drift_pipeline(
         session=pipeline.offline_session(default_bucket="${ReportsBucket}"),
         pipeline_name=pipeline_name,

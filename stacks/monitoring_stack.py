@@ -3,6 +3,8 @@ drift and the budget."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -14,8 +16,11 @@ from ml_constructs.endpoints import GuardedEndpoint
 from ml_constructs.monitoring import AlarmSet, PlatformDashboard, pipeline_metric, vcpus_of
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
-from stacks.foundation_stack import FoundationStack
-from stacks.model_build_stack import ModelBuildStack
+from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
+from ml_constructs.step_code import StepCode
+from stacks.drift_check_definition import cached_drift_definition
+from stacks.foundation_stack import CAPTURE_PREFIX, SKLEARN_VERSION, FoundationStack
+from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT, STEPS_DIR, ModelBuildStack
 from stacks.serving_stack import ServingStack
 
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -74,6 +79,13 @@ class MonitoringStack(cdk.Stack):
         pipelines = [model_build.pipeline.pipeline_name]
         if serving is not None and getattr(serving, "batch_scoring", None) is not None:
             pipelines.append(serving.batch_scoring.pipeline_name)
+        captured = {k: e for k, e in (serving.endpoints.items() if serving else []) if k in CAPTURED_ENDPOINTS and e.captures}
+        self.drift_check = None
+        if settings.drift_check.enabled and captured:
+            self.drift_check = self._drift_check(network, foundation, serving, captured, resource_prefix)
+            pipelines.append(self.drift_check.pipeline_name)
+            if settings.retrain_on_drift and "realtime" in captured:
+                self._retrain_on_drift(model_build, foundation)
         for pipeline_name in pipelines:
             self._watch_pipeline(pipeline_name)
 
@@ -159,6 +171,116 @@ class MonitoringStack(cdk.Stack):
             PlatformDashboard.graph("Model latency (µs)", endpoint.metric_model_latency(statistic="p50"), latency, width=6),
             errors_widget,
             PlatformDashboard.graph("Instances", instances, width=4),
+        )
+
+    # -- drift -----------------------------------------------------------------------------------
+
+    def _drift_check(
+        self,
+        network: PrivateNetwork,
+        foundation: FoundationStack,
+        serving: ServingStack,
+        captured: dict[str, GuardedEndpoint],
+        resource_prefix: str,
+    ) -> SageMakerPipeline:
+        """A pipeline running drift_check.py on one endpoint's capture, scheduled once per captured endpoint."""
+        drift = self.settings.drift_check
+        pipeline_name = f"{resource_prefix}-drift-check"
+        job_role = foundation.monitoring_role.imported_into(self, "MonitoringJobRole")
+        code = StepCode(self, "DriftCheckCode", scripts={"drift-check": STEPS_DIR / "drift_check.py"})
+        code.grant_read(job_role)
+        subnet_ids = network.workload_subnets.subnet_ids
+        cache_dir = self.node.try_get_context(DEFINITION_CACHE_CONTEXT)
+        definition = cached_drift_definition(
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            pipeline_name=pipeline_name,
+            subnet_count=len(subnet_ids),
+            instance_type=drift.instance_type,
+            metric_namespace=drift.metric_namespace,
+            psi_threshold=drift.psi_threshold,
+            ks_threshold=drift.ks_threshold,
+        )
+        first = next(iter(captured.values()))
+        pipeline = SageMakerPipeline(
+            self,
+            "DriftCheck",
+            pipeline_name=pipeline_name,
+            definition=definition,
+            substitutions={
+                "JobRoleName": job_role.role_name,
+                "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
+                "CodeBucket": code.scripts["drift-check"].s3_bucket_name,
+                "DriftCheckScriptKey": code.scripts["drift-check"].s3_object_key,
+                "SecurityGroupId": network.workload_security_group.security_group_id,
+                "VolumeKmsKeyArn": foundation.models_key.key_arn,
+                "OutputKmsKeyArn": foundation.data_key.key_arn,
+                "ReportsBucket": foundation.reports_bucket.bucket_name,
+                "CaptureBucket": foundation.capture_bucket.bucket_name,
+                "EndpointName": first.endpoint_name,
+                "ModelPackageArn": serving.package.arn,
+                **{f"SubnetId{i}": subnet for i, subnet in enumerate(subnet_ids)},
+            },
+            role=foundation.pipeline_role.imported_into(self, "PipelineRole"),
+            description="Compare captured endpoint traffic with the training baseline profile",
+        )
+        scheduler_role = foundation.scheduler_role.role
+        thresholds = self.settings.alarms
+        self.drift_alarms = {}
+        for kind, endpoint in captured.items():
+            pipeline.start_on_schedule(
+                f"{kind.title()}Schedule",
+                expression=drift.schedule,
+                role=scheduler_role,
+                description=f"Drift check of {endpoint.endpoint_name}",
+                parameters={"EndpointName": endpoint.endpoint_name},
+            )
+            metric = self._drift_metric("DriftedFeatures", endpoint)
+            self.drift_alarms[kind] = self.alarms.add(
+                f"{kind}-drifted-features",
+                description=f"{endpoint.endpoint_name}: {thresholds.drifted_features} or more features drifted from the "
+                "training baseline in the last drift check",
+                metric=metric, threshold=thresholds.drifted_features,
+            )  # fmt: skip
+            self.alarms.add(
+                f"{kind}-drift-no-data",
+                description=f"{endpoint.endpoint_name}: two drift checks in a row found no captured requests, or did not report",
+                metric=self._drift_metric("NoCaptureData", endpoint), threshold=1, evaluation_periods=2,
+                missing_data=BREACHING,
+            )  # fmt: skip
+            search = (
+                f"SEARCH('{{{drift.metric_namespace},EndpointName,Feature}} MetricName=\"FeatureDriftScore\" "
+                f"EndpointName=\"{endpoint.endpoint_name}\"', 'Maximum', 3600)"
+            )
+            self.dashboard.add_section(
+                f"Drift {endpoint.endpoint_name}",
+                PlatformDashboard.graph("Feature drift (PSI)", cloudwatch.MathExpression(expression=search, using_metrics={}, label=""), width=8),
+                PlatformDashboard.graph("Drifted features", metric, self._drift_metric("PredictionDriftScore", endpoint), width=8),
+                PlatformDashboard.graph("Rows analysed", self._drift_metric("RowsAnalysed", endpoint, statistic="Sum"), width=8),
+            )
+        cdk.CfnOutput(self, "DriftCheckPipelineName", value=pipeline_name, description="Drift check pipeline")
+        return pipeline
+
+    def _drift_metric(self, name: str, endpoint: GuardedEndpoint, *, statistic: str = "Maximum") -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.settings.drift_check.metric_namespace, metric_name=name, statistic=statistic,
+            dimensions_map={"EndpointName": endpoint.endpoint_name}, period=cdk.Duration.hours(1),
+        )  # fmt: skip
+
+    def _retrain_on_drift(self, model_build: ModelBuildStack, foundation: FoundationStack) -> events.CfnRule:
+        """Start the model-build pipeline when the real-time endpoint's drift alarm goes to ALARM."""
+        alarm = self.drift_alarms["realtime"]
+        # The rule lives here, not with the pipeline: it depends on this stack's alarm.
+        return model_build.pipeline.start_on_event(
+            "RetrainOnDrift",
+            scope=self,
+            event_pattern={
+                "source": ["aws.cloudwatch"],
+                "detail-type": ["CloudWatch Alarm State Change"],
+                "resources": [alarm.alarm_arn],
+                "detail": {"state": {"value": ["ALARM"]}},
+            },
+            role=foundation.scheduler_role.role,
+            description=f"{alarm.alarm_name} in ALARM: retrain with {model_build.pipeline.pipeline_name}",
         )
 
     # -- pipelines -------------------------------------------------------------------------------

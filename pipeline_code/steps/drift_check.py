@@ -2,11 +2,13 @@
 """DriftCheck: data and prediction drift of an endpoint's captured traffic against the training baseline.
 
 A processing-job script that needs no SageMaker Model Monitor: it reads the endpoint's data-capture
-files from ``--capture-dir`` (SageMaker's layout ``<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``,
-one captured invocation per line), keeps the events whose ``inferenceTime`` falls in
+files (SageMaker's layout ``<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``, one captured invocation
+per line) from ``--capture-dir`` or, listing only the window's hour folders, straight from S3
+(``--capture-s3-uri``, the capture destination), keeps the events whose ``inferenceTime`` falls in
 ``[--window-start, --window-end)`` (default: the hour before now), decodes the request rows
 (CSV or JSON, plain or base64) and the predicted labels, compares them with ``baseline.json``
-(written by preprocess.py) and writes ``drift-report.json`` and ``drift-report.html`` to
+(written by preprocess.py; a local file, an S3 object, or the drift-check baseline registered with
+``--model-package-arn``) and writes ``drift-report.json`` and ``drift-report.html`` to
 ``--output-dir``; unless ``--no-publish-metrics``, it also publishes CloudWatch metrics.
 
 Scores (the baseline is a profile, not the training rows, so everything is computed from it):
@@ -27,7 +29,7 @@ Malformed capture lines and payloads are counted and skipped, never fatal. A mis
 baseline ends the job with exit code 2 and one ``ERROR:`` line.
 
 Self-contained on purpose (SageMaker runs it as a single file): Python 3.9+, numpy, scipy; boto3
-only to publish metrics.
+(imported only when needed) to read S3, describe the model package and publish metrics.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from array import array
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.special import rel_entr
@@ -70,6 +72,11 @@ _NULLS = frozenset(NULL_VALUES)
 PSI_EPSILON = 1e-4  # additive smoothing of bin shares: p -> (p + eps) / (1 + bins * eps)
 WASSERSTEIN_POINTS = 1000  # quantile-function grid of the Wasserstein integral (midpoint rule)
 FOLDER_SLACK = timedelta(hours=1)  # hour folders this far outside the window are still read
+S3_CHUNK_BYTES = 1 << 20  # read size of a capture object's stream
+S3_READ_ATTEMPTS = 3  # a broken object stream is resumed (Range request) this many times in all
+BASELINE_FILE = "baseline.json"
+_S3_URI_RE = re.compile(r"^s3://([^/\s]+)(?:/(.*))?$")
+_PACKAGE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:model-package/\S+$")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 TOP_LEVEL_CHANGES = 5
 DECIMALS = 6
@@ -84,7 +91,11 @@ MAX_METRIC_AGE = timedelta(days=14)
 
 
 class DriftCheckError(Exception):
-    """A problem with the inputs or arguments; reported as one line, exit code 2."""
+    """A problem with the inputs or arguments (or reading them from AWS); reported as one line, exit code 2."""
+
+
+class NotABaseline(DriftCheckError):
+    """JSON without this script's ``format_version``: some other file (Model Monitor's statistics.json, say)."""
 
 
 class PublishError(Exception):
@@ -151,6 +162,22 @@ def _folder_period(parts: Sequence[str]) -> Optional[Tuple[datetime, datetime]]:
     return None
 
 
+def _outside_window(period: Tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
+    """Whether a capture folder spanning ``period`` is not read: it ends or starts FOLDER_SLACK away."""
+    return period[1] + FOLDER_SLACK <= start or period[0] - FOLDER_SLACK >= end
+
+
+def capture_hours(start: datetime, end: datetime) -> List[datetime]:
+    """The hour folders (their start) that the window reads: the same rule as for a directory."""
+    hour = (start - FOLDER_SLACK - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while hour - FOLDER_SLACK < end:
+        if not _outside_window((hour, hour + timedelta(hours=1)), start, end):
+            hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
 def find_capture_files(capture_dir: Path, start: datetime, end: datetime) -> Tuple[List[Path], int]:
     """``*.jsonl`` files under capture_dir in sorted order, and the number of date folders skipped.
 
@@ -171,7 +198,7 @@ def find_capture_files(capture_dir: Path, start: datetime, end: datetime) -> Tup
             if name.startswith("."):
                 continue
             period = _folder_period(rel + (name,))
-            if period and (period[1] + FOLDER_SLACK <= start or period[0] - FOLDER_SLACK >= end):
+            if period and _outside_window(period, start, end):
                 skipped += 1
                 continue
             keep.append(name)
@@ -186,20 +213,27 @@ def find_capture_files(capture_dir: Path, start: datetime, end: datetime) -> Tup
 def load_baseline(path: Path) -> dict:
     """baseline.json (or the directory holding it), checked enough to compute every score."""
     if path.is_dir():
-        path = path / "baseline.json"
+        path = path / BASELINE_FILE
     if not path.is_file():
         raise DriftCheckError(f"baseline file {path} does not exist")
     try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DriftCheckError(f"baseline file {path} is not valid JSON: {' '.join(str(exc).split())}") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise DriftCheckError(f"cannot read baseline file {path}: {exc.strerror or exc}") from None
+    return parse_baseline(data, str(path))
+
+
+def parse_baseline(data: bytes, path: str) -> dict:
+    """The baseline in ``data`` (read from ``path``, which names it in errors), checked."""
+    try:
+        baseline = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DriftCheckError(f"baseline file {path} is not valid JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(baseline, dict):
         raise DriftCheckError(f"baseline file {path} does not hold a JSON object")
     version = baseline.get("format_version")
     if version != BASELINE_FORMAT_VERSION:
-        raise DriftCheckError(
+        raise (DriftCheckError if "format_version" in baseline else NotABaseline)(
             f"baseline file {path} has format_version {version!r}; this drift check reads version {BASELINE_FORMAT_VERSION}"
         )
     features = baseline.get("features")
@@ -413,18 +447,24 @@ class Capture:
         self.rows = 0
         self.predictions = 0
         self.files = 0
+        self.bytes = 0
         self.lines = 0
         self.in_window = 0
         self.outside_window = 0
 
     def read(self, paths: Sequence[Path]) -> None:
         for path in paths:
-            self.files += 1
             with open(path, "rb") as fh:
-                for line in fh:
-                    if line.strip():
-                        self.lines += 1
-                        self.add_line(line)
+                self.read_lines(fh)
+
+    def read_lines(self, lines: Iterable[bytes]) -> None:
+        """One capture file (or S3 object) given as its lines, line endings included."""
+        self.files += 1
+        for line in lines:
+            self.bytes += len(line)
+            if line.strip():
+                self.lines += 1
+                self.add_line(line)
 
     def add_line(self, line: bytes) -> None:
         try:
@@ -495,6 +535,229 @@ class Capture:
                 present = [v for v in column if v is not None]
                 self.levels[name].update(present)
                 self.missing[name] += len(column) - len(present)
+
+
+# ------------------------------------------------------------------------------------ S3, registry
+
+
+def _aws_errors() -> Tuple[type, ...]:
+    """botocore's exception bases (a client object implies botocore is installed)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover
+        return ()
+    return BotoCoreError, ClientError
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str(((response or {}).get("Error") or {}).get("Code") or "") if isinstance(response, dict) else ""
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def parse_s3_uri(uri: str) -> Tuple[str, str]:
+    """(bucket, key or prefix) of ``s3://bucket/key``; ValueError if ``uri`` is not one."""
+    match = _S3_URI_RE.match(uri)
+    if not match:
+        raise ValueError(f"not an S3 URI (s3://bucket/prefix): {uri!r}")
+    return match.group(1), match.group(2) or ""
+
+
+def baseline_object(uri: str) -> Tuple[str, str]:
+    """(bucket, key) of the baseline named by ``uri``: a ``.json`` object, or a prefix holding baseline.json."""
+    bucket, key = parse_s3_uri(uri)
+    if not key.lower().endswith(".json"):
+        key = f"{key.rstrip('/')}/{BASELINE_FILE}".lstrip("/")
+    return bucket, key
+
+
+def read_s3_baseline(s3: Any, uri: str) -> Tuple[dict, str]:
+    """The checked baseline at ``uri`` and the object's URI."""
+    bucket, key = baseline_object(uri)
+    name = f"s3://{bucket}/{key}"
+    last: Optional[BaseException] = None
+    for _ in range(S3_READ_ATTEMPTS):
+        try:
+            response = s3.get_object(Bucket=bucket, Key=key)
+            try:
+                data = response["Body"].read()
+            finally:
+                response["Body"].close()
+            return parse_baseline(data, name), name
+        except _aws_errors() as exc:
+            if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                raise DriftCheckError(f"baseline file {name} does not exist") from None
+            if _error_code(exc):  # the service answered: access denied, no such bucket, ...
+                raise DriftCheckError(f"cannot read baseline file {name}: {_one_line(exc)}") from None
+            last = exc  # a broken connection or stream: try again
+    raise DriftCheckError(f"cannot read baseline file {name}: {_one_line(last)}")
+
+
+# Where RegisterModel puts baseline.json: DriftCheckBaselines by default. With the model-build
+# pipeline's Model Monitor data-quality baseline on, that slot holds Model Monitor's statistics and
+# baseline.json is registered as the model's data statistics (ModelMetrics), which only that mode
+# sets: tried first, so the other file is not even read.
+PACKAGE_BASELINE_FIELDS = (
+    ("ModelMetrics", "ModelDataQuality", "Statistics"),
+    ("DriftCheckBaselines", "ModelDataQuality", "Statistics"),
+)
+
+
+def package_baseline_uris(sagemaker: Any, arn: str) -> List[Tuple[str, str]]:
+    """(field, S3 URI) of the statistics a model package version was registered with, in PACKAGE_BASELINE_FIELDS order."""
+    try:
+        package = sagemaker.describe_model_package(ModelPackageName=arn)
+    except _aws_errors() as exc:
+        raise DriftCheckError(f"cannot describe model package {arn}: {_one_line(exc)}") from None
+    found = []
+    for path in PACKAGE_BASELINE_FIELDS:
+        value: Any = package
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        uri = value.get("S3Uri") if isinstance(value, dict) else None
+        if uri:
+            field = ".".join(path) + ".S3Uri"
+            try:
+                parse_s3_uri(uri)
+            except ValueError:
+                raise DriftCheckError(f"model package {arn}: {field} is not an S3 URI: {uri!r}") from None
+            found.append((field, uri))
+    if not found:
+        raise DriftCheckError(f"model package {arn} has no drift-check baseline "
+                              f"({' or '.join('.'.join(path) + '.S3Uri' for path in reversed(PACKAGE_BASELINE_FIELDS))})")
+    return found
+
+
+class S3Capture:
+    """An endpoint's capture objects under a data-capture destination, read hour folder by hour folder.
+
+    SageMaker writes ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``. The variants
+    come from one delimited listing of ``<destination>/<endpoint>/``; then only the window's hour
+    folders (``capture_hours``: the window plus FOLDER_SLACK, as for a directory) are listed, so
+    the cost does not grow with the capture history.
+    """
+
+    def __init__(self, s3: Any, destination: str, endpoint: str, start: datetime, end: datetime):
+        self.s3 = s3
+        self.bucket, prefix = parse_s3_uri(destination)
+        prefix = prefix.rstrip("/")
+        self.prefix = f"{prefix}/{endpoint}/" if prefix else f"{endpoint}/"
+        self.hours = capture_hours(start, end)
+        self.variants: List[str] = []
+        self.list_requests = 0
+        self.hour_prefixes_listed = 0
+        self.objects_missing = 0
+        self.stream_retries = 0
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def _pages(self, **params: str) -> Iterator[dict]:
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, **params):
+                self.list_requests += 1
+                yield page
+        except _aws_errors() as exc:
+            raise DriftCheckError(f"listing s3://{self.bucket}/{params['Prefix']} failed: {_one_line(exc)}") from None
+
+    def list_objects(self) -> List[Tuple[str, int]]:
+        """(key, size) of every ``.jsonl`` object in the window's hour folders, in key order."""
+        for page in self._pages(Prefix=self.prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes") or []:
+                variant = common["Prefix"][len(self.prefix):].rstrip("/")
+                if variant and not variant.startswith("."):
+                    self.variants.append(variant)
+        self.variants.sort()
+        objects = []
+        for variant in self.variants:
+            for hour in self.hours:
+                self.hour_prefixes_listed += 1
+                for page in self._pages(Prefix=f"{self.prefix}{variant}/{hour:%Y/%m/%d/%H}/"):
+                    for item in page.get("Contents") or []:
+                        name = item["Key"].rsplit("/", 1)[-1]
+                        if name.lower().endswith(".jsonl") and not name.startswith("."):
+                            objects.append((item["Key"], int(item.get("Size") or 0)))
+        return sorted(objects)
+
+    def read_into(self, capture: Capture, objects: Sequence[Tuple[str, int]]) -> None:
+        for key, size in objects:
+            body = self._open(key, 0)
+            if body is None:  # expired or deleted since the listing
+                self.objects_missing += 1
+                print(f"[drift] WARNING: s3://{self.bucket}/{key} disappeared after it was listed; skipped", flush=True)
+                continue
+            capture.read_lines(self._lines(key, size, body))
+
+    def _open(self, key: str, offset: int) -> Any:
+        params = {"Bucket": self.bucket, "Key": key}
+        if offset:
+            params["Range"] = f"bytes={offset}-"
+        try:
+            return self.s3.get_object(**params)["Body"]
+        except _aws_errors() as exc:
+            if offset == 0 and _error_code(exc) == "NoSuchKey":
+                return None
+            raise DriftCheckError(f"cannot read s3://{self.bucket}/{key}: {_one_line(exc)}") from None
+
+    def _lines(self, key: str, size: int, body: Any) -> Iterator[bytes]:
+        """The object's lines (endings kept), streamed; a broken stream resumes after the last whole line."""
+        offset = 0  # bytes of the lines handed out so far
+        failures = 0
+        while True:
+            buffer = bytearray()
+            scan = 0
+            broken: Optional[BaseException] = None
+            try:
+                while True:
+                    chunk = body.read(S3_CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    start = 0
+                    newline = buffer.find(b"\n", scan)
+                    while newline >= 0:
+                        line = bytes(buffer[start:newline + 1])
+                        offset += len(line)
+                        yield line
+                        start = newline + 1
+                        newline = buffer.find(b"\n", start)
+                    del buffer[:start]
+                    scan = len(buffer)
+            except _aws_errors() as exc:  # a reset connection, a read timeout, a short body
+                broken = exc
+            finally:
+                body.close()
+            if broken is None:
+                if buffer:
+                    yield bytes(buffer)  # a last line without a line break
+                return
+            failures += 1
+            if failures >= S3_READ_ATTEMPTS:
+                raise DriftCheckError(f"reading s3://{self.bucket}/{key} failed {failures} times: {_one_line(broken)}")
+            self.stream_retries += 1
+            print(f"[drift] WARNING: reading s3://{self.bucket}/{key} broke off ({_one_line(broken)}); "
+                  f"resuming at byte {offset}", flush=True)
+            if offset >= size:
+                return
+            body = self._open(key, offset)
+            if body is None:
+                raise DriftCheckError(f"s3://{self.bucket}/{key} disappeared while it was read")
+
+    def summary(self) -> dict:
+        return {
+            "uri": self.uri,
+            "variants": list(self.variants),
+            "hours": {"count": len(self.hours), "first": format_time(self.hours[0]) if self.hours else None,
+                      "last": format_time(self.hours[-1]) if self.hours else None},
+            "hour_prefixes_listed": self.hour_prefixes_listed,
+            "list_requests": self.list_requests,
+            "objects_missing": self.objects_missing,
+            "stream_retries": self.stream_retries,
+        }
 
 
 # ---------------------------------------------------------------------------------------- scores
@@ -702,7 +965,8 @@ def prediction_drift(target: dict, labels: Counter, thresholds: dict) -> Optiona
 # ---------------------------------------------------------------------------------------- report
 
 
-def build_report(args: argparse.Namespace, baseline: dict, capture: Capture, skipped_folders: int) -> dict:
+def build_report(args: argparse.Namespace, baseline: dict, capture: Capture, skipped_folders: int,
+                 baseline_uri: Optional[str] = None, s3_capture: Optional[dict] = None) -> dict:
     thresholds = {"psi": args.psi_threshold, "ks": args.ks_threshold}
     malformed = int(sum(capture.malformed.values()))
     has_data = capture.rows > 0 or capture.predictions > 0
@@ -731,12 +995,16 @@ def build_report(args: argparse.Namespace, baseline: dict, capture: Capture, ski
         "window": {"start": format_time(args.window_start), "end": format_time(args.window_end)},
         "thresholds": thresholds,
         "baseline": {"row_count": baseline.get("row_count"), "target_column": baseline["target"].get("column"),
-                     "features": len(capture.features)},
+                     "features": len(capture.features), "s3_uri": baseline_uri,
+                     "model_package_arn": getattr(args, "model_package_arn", None)},
         "rows_analysed": capture.rows,
         "predictions_analysed": capture.predictions,
         "malformed_records": malformed,
         "capture": {
+            "source": "s3" if s3_capture is not None else "directory",
+            "s3": s3_capture,
             "files_read": capture.files,
+            "bytes_read": capture.bytes,
             "date_folders_skipped": skipped_folders,
             "lines": capture.lines,
             "records_in_window": capture.in_window,
@@ -830,9 +1098,16 @@ def report_html(report: dict) -> str:
     elif report["status"] == "ok":
         add("<h2>Predictions</h2>\n<p>No predictions were captured in the window.</p>\n")
     capture = report["capture"]
-    add(f"<h2>Capture</h2>\n<p>{_e(capture['files_read'])} file(s), {_e(capture['lines'])} line(s) read; "
-        f"{_e(capture['records_in_window'])} record(s) in the window, {_e(capture['records_outside_window'])} outside; "
-        f"{_e(capture['date_folders_skipped'])} date folder(s) outside the window skipped.</p>\n")
+    add(f"<h2>Capture</h2>\n<p>{_e(capture['files_read'])} file(s) ({_e(capture['bytes_read'])} bytes), "
+        f"{_e(capture['lines'])} line(s) read; "
+        f"{_e(capture['records_in_window'])} record(s) in the window, {_e(capture['records_outside_window'])} outside; ")
+    s3 = capture.get("s3")
+    if s3:
+        add(f"read from {_e(s3['uri'])}: variant(s) {_e(', '.join(s3['variants']) or 'none')}, "
+            f"{_e(s3['hours']['count'])} hour folder(s) each from {_e(s3['hours']['first'])}, "
+            f"{_e(s3['list_requests'])} list request(s).</p>\n")
+    else:
+        add(f"{_e(capture['date_folders_skipped'])} date folder(s) outside the window skipped.</p>\n")
     if capture["malformed"]:
         add("<table>\n<tr><th>Malformed (skipped)</th><th>Records</th></tr>\n")
         for reason, count in sorted(capture["malformed"].items()):
@@ -926,8 +1201,12 @@ def publish_metrics(client: Any, namespace: str, data: Sequence[dict]) -> int:
     return calls
 
 
+def _region() -> Optional[str]:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
 def make_cloudwatch_client() -> Any:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = _region()
     if not region:
         raise DriftCheckError("no AWS region to publish metrics to: set AWS_REGION (or use --no-publish-metrics)")
     try:
@@ -937,7 +1216,23 @@ def make_cloudwatch_client() -> Any:
     return boto3.client("cloudwatch", region_name=region)
 
 
+def make_client(service: str, purpose: str) -> Any:
+    """A boto3 client (standard retry mode: throttling and 5xx are retried with backoff)."""
+    region = _region()
+    if not region:
+        raise DriftCheckError(f"no AWS region to {purpose}: set AWS_REGION")
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise DriftCheckError(f"boto3 is not installed, so the script cannot {purpose}") from None
+    return boto3.client(service, region_name=region, config=Config(retries={"mode": "standard", "max_attempts": 8}))
+
+
 # ------------------------------------------------------------------------------------------ main
+
+MAX_WINDOW_HOURS = 24 * 366
+_ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's EndpointName pattern
 
 
 def _time_arg(text: str) -> datetime:
@@ -947,16 +1242,38 @@ def _time_arg(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _hours_arg(text: str) -> int:
+    try:
+        hours = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of hours: {text!r}") from None
+    if not 1 <= hours <= MAX_WINDOW_HOURS:
+        raise argparse.ArgumentTypeError(f"must be 1-{MAX_WINDOW_HOURS} hours, got {hours}")
+    return hours
+
+
 def parse_args(argv: Optional[Sequence[str]], now: datetime) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--capture-dir", default=DEFAULT_CAPTURE_DIR,
-                        help=f"the endpoint's data-capture files (default: {DEFAULT_CAPTURE_DIR})")
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE,
-                        help=f"baseline.json, or the directory holding it (default: {DEFAULT_BASELINE})")
+    capture = parser.add_mutually_exclusive_group()
+    capture.add_argument("--capture-dir",
+                         help=f"the endpoint's data-capture files (default, without --capture-s3-uri: {DEFAULT_CAPTURE_DIR})")
+    capture.add_argument("--capture-s3-uri",
+                         help="the endpoint's data-capture destination (DataCaptureConfig.DestinationS3Uri, s3://bucket/prefix): "
+                              "the window's hour folders under <uri>/<--endpoint-name>/<variant>/ are listed and read")
+    baseline = parser.add_mutually_exclusive_group()
+    baseline.add_argument("--baseline",
+                          help="baseline.json, or the directory holding it; or an S3 object (s3://.../baseline.json) or "
+                               f"prefix holding it (default: {DEFAULT_BASELINE})")
+    baseline.add_argument("--model-package-arn",
+                          help="a model package version: its drift-check baseline (DriftCheckBaselines.ModelDataQuality."
+                               "Statistics.S3Uri, set by the pipeline's RegisterModel step) is read")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help=f"report directory (default: {DEFAULT_OUTPUT_DIR})")
-    parser.add_argument("--window-start", type=_time_arg, help="ISO 8601, inclusive (default: one hour before the window end)")
+    parser.add_argument("--window-start", type=_time_arg, help="ISO 8601, inclusive (default: --window-hours before the window end)")
     parser.add_argument("--window-end", type=_time_arg, help="ISO 8601, exclusive (default: now)")
-    parser.add_argument("--endpoint-name", help="value of the EndpointName metric dimension (required to publish)")
+    parser.add_argument("--window-hours", type=_hours_arg,
+                        help="window length when --window-start is not given (default: 1)")
+    parser.add_argument("--endpoint-name",
+                        help="value of the EndpointName metric dimension (required to publish, and with --capture-s3-uri)")
     parser.add_argument("--metric-namespace", default=DEFAULT_NAMESPACE,
                         help=f"CloudWatch namespace (default: {DEFAULT_NAMESPACE})")
     parser.add_argument("--publish-metrics", action=argparse.BooleanOptionalAction, default=True,
@@ -966,10 +1283,16 @@ def parse_args(argv: Optional[Sequence[str]], now: datetime) -> argparse.Namespa
     parser.add_argument("--ks-threshold", type=float, default=DEFAULT_KS_THRESHOLD,
                         help=f"a numeric feature drifted when its KS distance exceeds this (default: {DEFAULT_KS_THRESHOLD})")
     args = parser.parse_args(argv)
+    if args.capture_dir is None and args.capture_s3_uri is None:
+        args.capture_dir = DEFAULT_CAPTURE_DIR
+    if args.baseline is None and args.model_package_arn is None:
+        args.baseline = DEFAULT_BASELINE
+    if args.window_start is not None and args.window_hours is not None:
+        parser.error("give --window-start or --window-hours, not both")
     if args.window_end is None:
         args.window_end = now
     if args.window_start is None:
-        args.window_start = args.window_end - timedelta(hours=1)
+        args.window_start = args.window_end - timedelta(hours=args.window_hours or 1)
     if args.window_start >= args.window_end:
         parser.error(f"--window-start ({format_time(args.window_start)}) must be before "
                      f"--window-end ({format_time(args.window_end)})")
@@ -979,6 +1302,22 @@ def parse_args(argv: Optional[Sequence[str]], now: datetime) -> argparse.Namespa
         parser.error(f"--ks-threshold must be in (0, 1], got {args.ks_threshold}")
     if args.endpoint_name is not None and not args.endpoint_name.strip():
         parser.error("--endpoint-name must not be empty")
+    if args.capture_s3_uri is not None:
+        try:
+            parse_s3_uri(args.capture_s3_uri)
+        except ValueError as exc:
+            parser.error(f"--capture-s3-uri: {exc}")
+        if not args.endpoint_name:
+            parser.error("--endpoint-name is required with --capture-s3-uri (its folder under the capture destination is read)")
+        if not _ENDPOINT_NAME_RE.match(args.endpoint_name):
+            parser.error(f"--endpoint-name {args.endpoint_name!r} is not a SageMaker endpoint name")
+    if args.baseline is not None and args.baseline.startswith("s3:"):
+        try:
+            parse_s3_uri(args.baseline)
+        except ValueError as exc:
+            parser.error(f"--baseline: {exc}")
+    if args.model_package_arn is not None and not _PACKAGE_ARN_RE.match(args.model_package_arn):
+        parser.error(f"--model-package-arn {args.model_package_arn!r} is not a SageMaker model package ARN")
     if args.publish_metrics:
         if not args.endpoint_name:
             parser.error("--endpoint-name is required to publish metrics (or use --no-publish-metrics)")
@@ -987,17 +1326,67 @@ def parse_args(argv: Optional[Sequence[str]], now: datetime) -> argparse.Namespa
     return args
 
 
-def run(args: argparse.Namespace, cloudwatch: Any, now: datetime) -> dict:
-    baseline = load_baseline(Path(args.baseline))
-    files, skipped = find_capture_files(Path(args.capture_dir), args.window_start, args.window_end)
+class _Clients:
+    """AWS clients: the injected ones (tests), else created on first use."""
+
+    def __init__(self, **given: Any):
+        self._clients = dict(given)
+
+    def get(self, service: str, purpose: str) -> Any:
+        if self._clients.get(service) is None:
+            self._clients[service] = make_client(service, purpose)
+        return self._clients[service]
+
+
+def _load_baseline(args: argparse.Namespace, clients: _Clients) -> Tuple[dict, Optional[str]]:
+    """The baseline and, when it came from S3, its URI."""
+    if args.model_package_arn:
+        arn = args.model_package_arn
+        candidates = package_baseline_uris(clients.get("sagemaker", "describe the model package"), arn)
+        s3 = clients.get("s3", "read the baseline from S3")
+        for (field, uri), following in zip(candidates, [*candidates[1:], None]):
+            try:
+                loaded = read_s3_baseline(s3, uri)
+            except NotABaseline:
+                if following is None:
+                    raise
+                print(f"[drift] model package {arn}: {field} ({uri}) is not a drift_check baseline; "
+                      f"trying {following[0]}", flush=True)
+                continue
+            print(f"[drift] model package {arn}: baseline {loaded[1]} ({field})", flush=True)
+            return loaded
+    if args.baseline.startswith("s3://"):
+        return read_s3_baseline(clients.get("s3", "read the baseline from S3"), args.baseline)
+    return load_baseline(Path(args.baseline)), None
+
+
+def run(args: argparse.Namespace, cloudwatch: Any, now: datetime, s3: Any = None, sagemaker: Any = None) -> dict:
+    clients = _Clients(s3=s3, sagemaker=sagemaker)
+    baseline, baseline_uri = _load_baseline(args, clients)
     capture = Capture(baseline, args.window_start, args.window_end)
-    capture.read(files)
-    report = build_report(args, baseline, capture, skipped)
+    s3_summary = None
+    if args.capture_s3_uri:
+        source = S3Capture(clients.get("s3", "read the capture data from S3"), args.capture_s3_uri, args.endpoint_name,
+                           args.window_start, args.window_end)
+        objects = source.list_objects()
+        if not source.variants:
+            print(f"[drift] WARNING: no variant folders under {source.uri}: the endpoint has captured nothing there",
+                  flush=True)
+        print(f"[drift] listed {source.hour_prefixes_listed} hour folder(s) of {len(source.variants)} variant(s) under "
+              f"{source.uri} in {source.list_requests} request(s): {len(objects)} object(s), "
+              f"{sum(size for _, size in objects)} bytes", flush=True)
+        source.read_into(capture, objects)
+        skipped = 0
+        s3_summary = source.summary()
+    else:
+        files, skipped = find_capture_files(Path(args.capture_dir), args.window_start, args.window_end)
+        capture.read(files)
+    report = build_report(args, baseline, capture, skipped, baseline_uri, s3_summary)
     output_dir = Path(args.output_dir)
     write_atomically(output_dir / REPORT_JSON, report_json(report))
     write_atomically(output_dir / REPORT_HTML, report_html(report))
-    print(f"[drift] window {report['window']['start']} - {report['window']['end']}: {len(files)} file(s), "
-          f"{report['rows_analysed']} row(s), {report['predictions_analysed']} prediction(s), "
+    print(f"[drift] window {report['window']['start']} - {report['window']['end']}: {capture.files} file(s) "
+          f"({capture.bytes} bytes), {report['rows_analysed']} row(s), {report['predictions_analysed']} prediction(s), "
           f"{report['malformed_records']} malformed record(s); {report['message']}", flush=True)
     print(f"[drift] wrote {output_dir / REPORT_JSON} and {output_dir / REPORT_HTML}", flush=True)
     if cloudwatch is not None:
@@ -1012,14 +1401,15 @@ def run(args: argparse.Namespace, cloudwatch: Any, now: datetime) -> dict:
     return report
 
 
-def main(argv: Optional[Sequence[str]] = None, cloudwatch: Any = None, now: Optional[datetime] = None) -> int:
-    """Entry point; ``cloudwatch`` injects a client (tests), ``now`` the current time (UTC)."""
+def main(argv: Optional[Sequence[str]] = None, cloudwatch: Any = None, now: Optional[datetime] = None,
+         s3: Any = None, sagemaker: Any = None) -> int:
+    """Entry point; ``cloudwatch``, ``s3`` and ``sagemaker`` inject clients (tests), ``now`` the current time (UTC)."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     args = parse_args(argv, now)
     try:
         if args.publish_metrics and cloudwatch is None:
             cloudwatch = make_cloudwatch_client()
-        run(args, cloudwatch if args.publish_metrics else None, now)
+        run(args, cloudwatch if args.publish_metrics else None, now, s3=s3, sagemaker=sagemaker)
     except DriftCheckError as exc:
         print(f"ERROR: {exc}", file=sys.stderr, flush=True)
         return 2

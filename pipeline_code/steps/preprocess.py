@@ -9,6 +9,7 @@ ignores unseen categories for categorical ones), and writes under ``--output-dir
     train/train.csv  validation/validation.csv  test/test.csv   transformed features + target
     artifacts/preprocessor.joblib                                the fitted transformer + metadata
     baseline/baseline.json                                       profile of the raw training features
+    baseline/train_features.csv                                  the raw training features, no target
 
 Splits are seeded and stratified on the target. Any problem with the input (missing target
 column, no data, a column that cannot be parsed) ends the job with exit code 2, one ``ERROR:``
@@ -437,6 +438,28 @@ def write_split_csv(path: Path, blocks, labels: pa.Array, target: str) -> int:
     return rows
 
 
+def write_features_csv(path: Path, frame: pd.DataFrame) -> int:
+    """The raw features as a CSV with a header row, no target: numbers as float32, text as read,
+    missing values as empty cells (the shape of a CSV request to the endpoint, plus the header)."""
+    rows, writer = 0, None
+    try:
+        for start in range(0, len(frame), WRITE_CHUNK_ROWS):
+            chunk = frame.iloc[start : start + WRITE_CHUNK_ROWS]
+            columns = []
+            for name in chunk.columns:
+                arr = pa.array(chunk[name], from_pandas=True)  # NaN -> null
+                columns.append(arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr)
+            table = pa.Table.from_arrays(columns, names=[str(n) for n in chunk.columns])
+            if writer is None:
+                writer = pcsv.CSVWriter(str(path), table.schema, write_options=pcsv.WriteOptions(quoting_style="needed"))
+            writer.write_table(table)
+            rows += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
 def _transformed_blocks(frame: pd.DataFrame, index: np.ndarray, preprocessor: ColumnTransformer):
     for start in range(0, len(index), WRITE_CHUNK_ROWS):
         yield preprocessor.transform(frame.iloc[start : start + WRITE_CHUNK_ROWS]), index[start : start + WRITE_CHUNK_ROWS]
@@ -530,7 +553,6 @@ def run(args: argparse.Namespace) -> dict:
     meta = {"input_files": [p.relative_to(input_dir).as_posix() for p in files], "seed": args.seed,
             "split_rows": {s: int(len(splits[s])) for s in SPLITS}}
     baseline = build_baseline(frames["train"], labels.take(pa.array(splits["train"])), kinds, target, meta)
-    del frames["train"]
 
     # 3. Write to a staging directory inside the output directory, then move into place.
     created = not output_dir.exists()
@@ -539,6 +561,9 @@ def run(args: argparse.Namespace) -> dict:
     try:
         for sub in OUTPUT_SUBDIRS:
             (staging / sub).mkdir()
+        # For a SageMaker Model Monitor data-quality baseline (optional pipeline step): its statistics
+        # must describe what the endpoint receives, the raw features without the target.
+        write_features_csv(staging / "baseline" / "train_features.csv", frames.pop("train"))
         write_split_csv(staging / "train" / "train.csv", _row_blocks(train_transformed, splits["train"]), labels, target)
         del train_transformed
         for split in ("validation", "test"):

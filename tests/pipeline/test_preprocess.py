@@ -12,10 +12,10 @@ import pytest
 
 from pipeline_code.steps import preprocess
 
-from .conftest import SAMPLE, SAMPLE_TARGET, make_frame, run_main
+from .conftest import SAMPLE, SAMPLE_TARGET, make_frame, preprocess_frame, run_main
 
 OUTPUT_FILES = ("train/train.csv", "validation/validation.csv", "test/test.csv",
-                "artifacts/preprocessor.joblib", "baseline/baseline.json")
+                "artifacts/preprocessor.joblib", "baseline/baseline.json", "baseline/train_features.csv")
 
 
 def _run(input_dir: Path, output_dir: Path, target: str = SAMPLE_TARGET, *extra: str):
@@ -139,6 +139,43 @@ def test_baseline_profiles_the_raw_training_features(sample_output):
     assert baseline["target"]["counts"] == train_rows[SAMPLE_TARGET].value_counts().to_dict()
 
 
+def test_features_file_holds_the_raw_training_features_without_the_target(sample_output):
+    """baseline/train_features.csv: what a CSV request carries (raw features, serving order), plus a header."""
+    path = sample_output / "baseline" / "train_features.csv"
+    payload = joblib.load(sample_output / "artifacts" / "preprocessor.joblib")
+    raw, splits = _sample_split_indices()
+    train_rows = raw.iloc[splits["train"]].drop(columns=SAMPLE_TARGET).reset_index(drop=True)
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(f'"{name}"' for name in payload["feature_columns"])
+    assert SAMPLE_TARGET not in lines[0]
+    features = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    assert list(features.columns) == payload["feature_columns"] == list(train_rows.columns)
+    assert len(features) == len(train_rows) == len(pd.read_csv(sample_output / "train" / "train.csv"))
+    for name in payload["numeric_columns"]:  # float32 values, in the training split's row order
+        assert features[name].to_numpy() == pytest.approx(train_rows[name].astype("float32").to_numpy(), nan_ok=True), name
+    for name in payload["categorical_columns"]:  # text as read; missing cells stay empty
+        pd.testing.assert_series_equal(features[name], train_rows[name], check_names=False)
+    assert features.isna().sum().to_dict() == train_rows.isna().sum().to_dict()
+
+
+def test_features_file_keeps_text_with_commas_quotes_and_missing_cells(tmp_path):
+    frame = make_frame(rows=300)
+    frame["note"] = np.where(frame.index % 3 == 0, 'a, "b"', "plain")
+    frame.loc[frame.index % 7 == 0, "note"] = None
+    output = preprocess_frame(frame, tmp_path)
+    features = pd.read_csv(output / "baseline" / "train_features.csv", keep_default_na=False, na_values=[""])
+    assert list(features.columns) == ["x1", "x2", "color", "size", "note"]
+    assert set(features["note"].dropna()) == {'a, "b"', "plain"}
+    assert features["note"].isna().any() and features["x2"].isna().any()
+    expected = frame.drop(columns="label").iloc[_train_indices(frame)].reset_index(drop=True)
+    assert features["note"].isna().to_list() == expected["note"].isna().to_list()
+
+
+def _train_indices(frame: pd.DataFrame, target: str = "label"):
+    codes = pd.factorize(frame[target])[0]
+    return preprocess.split_indices(codes, 0.15, 0.15, 42)["train"]
+
+
 def test_reads_every_csv_and_parquet_file_recursively(sample_output, tmp_path):
     raw = pd.read_csv(SAMPLE)
     (tmp_path / "in" / "a").mkdir(parents=True)
@@ -149,7 +186,7 @@ def test_reads_every_csv_and_parquet_file_recursively(sample_output, tmp_path):
     run = _run(tmp_path / "in", tmp_path / "out")
     assert run.code == 0, run.err
     assert "from 2 file(s)" in run.out
-    for name in OUTPUT_FILES[:4]:  # same rows in the same order: the same outputs as the single file
+    for name in (*OUTPUT_FILES[:4], "baseline/train_features.csv"):  # same rows in the same order: the same outputs
         assert (tmp_path / "out" / name).read_bytes() == (sample_output / name).read_bytes(), name
     baseline = json.loads((tmp_path / "out" / "baseline" / "baseline.json").read_text())
     assert baseline["dataset"]["input_files"] == ["a/part-1.csv", "b/part-2.parquet"]
