@@ -51,11 +51,27 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
         recorded = read_recorded({key: app.node.try_get_context(key)}, config.name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    package = ApprovedPackage(arn=recorded["arn"], version=recorded["version"]) if recorded else None
+    package = (
+        ApprovedPackage(
+            arn=recorded["arn"],
+            version=recorded["version"],
+            data_quality_statistics=recorded.get("data_quality_statistics"),
+            data_quality_constraints=recorded.get("data_quality_constraints"),
+        )
+        if recorded
+        else None
+    )
     stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config, approved_package=package)
     if stage.serving_skipped:
         hint = "" if not config.serving.enabled else f"; after approving one, run `make approved-model ENV={config.name}`"
         print(f"serving: no endpoints in '{config.name}': {stage.serving_skipped} (context key '{key}'){hint}", file=sys.stderr)
+    if stage.monitoring.model_monitor_without_baseline:
+        print(
+            f"monitoring: the Model Monitor schedule of '{config.name}' has no baseline: package version "
+            f"{package.version} was registered without one (set monitoring.model_monitor.enabled, retrain, approve, "
+            f"then `make approved-model ENV={config.name}`)",
+            file=sys.stderr,
+        )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return stage
 

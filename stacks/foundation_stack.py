@@ -13,7 +13,7 @@ from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.roles import SAGEMAKER, DutyRole
-from ml_constructs.sagemaker_pipeline import framework_repository_arn
+from ml_constructs.sagemaker_pipeline import framework_repository_arn, model_monitor_repository_arn
 
 SCHEDULER = "scheduler.amazonaws.com"
 EVENTS = "events.amazonaws.com"
@@ -26,6 +26,9 @@ BATCH_SCORING_PREFIX = "batch-scoring/"
 # Capture-bucket prefix endpoints write requests and responses to; reports-bucket prefix of drift reports.
 CAPTURE_PREFIX = "data-capture/"
 DRIFT_REPORTS_PREFIX = "drift/"
+MODEL_MONITOR_REPORTS_PREFIX = "model-monitor/"
+# Model Monitor publishes its data-quality metrics here (with the monitoring job's role).
+MODEL_MONITOR_METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 
 
 class FoundationStack(cdk.Stack):
@@ -43,6 +46,9 @@ class FoundationStack(cdk.Stack):
         (its role reads only that). Default: ``multi-model/``.
     :param drift_metric_namespace: the only CloudWatch namespace the drift check may publish to.
         Default: ``MlPlatform/Drift``.
+    :param model_monitor_enabled: the model-build jobs compute Model Monitor baselines and the
+        monitoring role runs Model Monitor schedules (pull its image, read those baselines, write
+        its reports and metrics). Default: ``False``.
     """
 
     def __init__(
@@ -57,6 +63,7 @@ class FoundationStack(cdk.Stack):
         mlflow_enabled: bool = True,
         multi_model_prefix: str = "multi-model/",
         drift_metric_namespace: str = "MlPlatform/Drift",
+        model_monitor_enabled: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -160,6 +167,13 @@ class FoundationStack(cdk.Stack):
         network.grant_manage_job_network_interfaces(monitoring)
         monitoring.allow_pull_images(repository_arns=[sklearn_repository])
         monitoring.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}ProcessingJobs")
+        if model_monitor_enabled:
+            model_monitor_repository = model_monitor_repository_arn(self)
+            self.job_role.allow_pull_images(repository_arns=[model_monitor_repository])  # the baseline step
+            monitoring.allow_pull_images(repository_arns=[model_monitor_repository])
+            self.reports_bucket.grant_read(monitoring, prefix=f"{resource_prefix}-model-build/*/data-quality-baseline/")
+            self.reports_bucket.grant_write(monitoring, prefix=MODEL_MONITOR_REPORTS_PREFIX)
+            monitoring.allow_put_metrics(namespace=MODEL_MONITOR_METRIC_NAMESPACE)
 
         # Pipelines: launch VPC-bound jobs with the job and model roles, read what steps wrote.
         self.pipeline_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)

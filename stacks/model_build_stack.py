@@ -12,7 +12,7 @@ from config.schema import PipelineConfig
 from ml_constructs.model_registry import ModelRegistry
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
-from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
+from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
 from stacks.model_build_definition import cached_definition
@@ -30,6 +30,8 @@ class ModelBuildStack(cdk.Stack):
     :param settings: the environment's ``pipeline`` configuration.
     :param resource_prefix: ``mlp-<env>``; the pipeline is ``<prefix>-model-build``.
     :param removal_policy: for the registry and the notification key. Default: ``RETAIN``.
+    :param data_quality_baseline: also compute a Model Monitor data-quality baseline and register it
+        with each package (for accounts with Model Monitor). Default: ``False``.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class ModelBuildStack(cdk.Stack):
         settings: PipelineConfig,
         resource_prefix: str,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        data_quality_baseline: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -91,7 +94,10 @@ class ModelBuildStack(cdk.Stack):
             model_package_group_name=self.registry.group_name,
             settings=settings,
             subnet_count=len(subnet_ids),
+            data_quality_baseline=data_quality_baseline,
         )
+        if data_quality_baseline:
+            substitutions["ModelMonitorImageUri"] = model_monitor_image_uri(self)
         self.pipeline = SageMakerPipeline(
             self,
             "Pipeline",

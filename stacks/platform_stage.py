@@ -55,6 +55,7 @@ class PlatformStage(cdk.Stage):
             mlflow_enabled=config.studio.enabled and config.studio.mlflow.enabled,
             multi_model_prefix=config.serving.multi_model.model_data_prefix,
             drift_metric_namespace=config.monitoring.drift_check.metric_namespace,
+            model_monitor_enabled=config.monitoring.model_monitor.enabled,
             description=f"ML platform {config.name}: KMS keys, S3 buckets, IAM roles",
         )
 
@@ -66,6 +67,7 @@ class PlatformStage(cdk.Stage):
             settings=config.pipeline,
             resource_prefix=prefix,
             removal_policy=removal,
+            data_quality_baseline=config.monitoring.model_monitor.enabled,
             description=f"ML platform {config.name}: model-build pipeline, registry, schedule, notifications",
         )
 

@@ -33,6 +33,9 @@ class ApprovedPackage:
 
     arn: str
     version: int
+    # Model Monitor's data-quality baseline registered with the package (when the pipeline computes one).
+    data_quality_statistics: str | None = None
+    data_quality_constraints: str | None = None
 
 
 class ServingStack(cdk.Stack):

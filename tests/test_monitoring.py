@@ -321,3 +321,91 @@ def test_drift_check_schedule_and_thresholds_from_config(tmp_path):
     definition, _ = drift_pipeline(template)
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["PsiThreshold"] == 0.3
     assert alarms_by_name(template)["mlp-sandbox-realtime-drifted-features"]["Threshold"] == 3
+
+
+# --- Model Monitor (switch) -----------------------------------------------------------------------------
+
+BASELINED = ApprovedPackage(
+    arn=PACKAGE.arn,
+    version=PACKAGE.version,
+    data_quality_statistics="s3://reports-bucket/mlp-sandbox-model-build/exec-1/data-quality-baseline/statistics.json",
+    data_quality_constraints="s3://reports-bucket/mlp-sandbox-model-build/exec-1/data-quality-baseline/constraints.json",
+)
+
+
+@pytest.fixture(scope="module")
+def model_monitor_stage(tmp_path_factory) -> PlatformStage:
+    config_dir = tmp_path_factory.mktemp("model-monitor")
+    (config_dir / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
+    config = load_config("sandbox", config_dir=config_dir)
+    return PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "S", config=config, approved_package=BASELINED)
+
+
+def test_model_monitor_is_off_by_default(t, serving):
+    assert not resources_of(t, "AWS::SageMaker::MonitoringSchedule") and not resources_of(t, "AWS::SageMaker::DataQualityJobDefinition")
+    definition = json.loads(resource_body(serving.template_json("ModelBuild")))
+    assert "DataQualityBaseline" not in [step["Name"] for step in definition["Steps"]]
+
+
+def resource_body(model_build: dict) -> str:
+    (pipeline,) = resources_of(model_build, "AWS::SageMaker::Pipeline").values()
+    return pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+
+
+def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_with_kms(model_monitor_stage):
+    template = Template.from_stack(model_monitor_stage.monitoring).to_json()
+    ((job_id, job),) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").items()
+    props = job["Properties"]
+    app = props["DataQualityAppSpecification"]
+    assert app["Environment"] == {"publish_cloudwatch_metrics": "Enabled"}
+    assert app["ImageUri"]["Fn::Join"][1][0]["Fn::FindInMap"][0] == "ModelMonitorImageRegistries"
+    assert props["DataQualityBaselineConfig"] == {
+        "StatisticsResource": {"S3Uri": BASELINED.data_quality_statistics},
+        "ConstraintsResource": {"S3Uri": BASELINED.data_quality_constraints},
+    }
+    assert props["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "mlp-sandbox-realtime"
+    output = props["DataQualityJobOutputConfig"]
+    assert "DataKey" in json.dumps(output["KmsKeyId"])
+    assert output["MonitoringOutputs"][0]["S3Output"]["S3Uri"]["Fn::Join"][1][-1] == "/model-monitor/mlp-sandbox-realtime"
+    cluster = props["JobResources"]["ClusterConfig"]
+    assert "ModelsKey" in json.dumps(cluster["VolumeKmsKeyId"]) and cluster["InstanceType"] == "ml.m5.xlarge"
+    network = props["NetworkConfig"]
+    assert network["EnableInterContainerTrafficEncryption"] is True and len(network["VpcConfig"]["Subnets"]) == 2
+    assert "MonitoringJobRole" in json.dumps(props["RoleArn"])
+    assert props["StoppingCondition"] == {"MaxRuntimeInSeconds": 3300}  # an hourly run must end within the hour
+    ((_, schedule),) = resources_of(template, "AWS::SageMaker::MonitoringSchedule").items()
+    config = schedule["Properties"]["MonitoringScheduleConfig"]
+    assert config["ScheduleConfig"] == {"ScheduleExpression": "cron(0 * ? * * *)"}
+    assert (config["MonitoringType"], config["MonitoringJobDefinitionName"]) == ("DataQuality", props["JobDefinitionName"])
+    assert schedule["Properties"]["EndpointName"] == "mlp-sandbox-realtime" and job_id in schedule["DependsOn"]
+
+
+def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_monitor_stage):
+    model_build = Template.from_stack(model_monitor_stage.model_build).to_json()
+    definition = json.loads(resource_body(model_build))
+    assert "DataQualityBaseline" in [step["Name"] for step in definition["Steps"]]
+    (pipeline,) = resources_of(model_build, "AWS::SageMaker::Pipeline").values()
+    values = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][1]
+    assert values["ModelMonitorImageUri"]["Fn::Join"][1][0]["Fn::FindInMap"][0] == "ModelMonitorImageRegistries"
+    foundation = Template.from_stack(model_monitor_stage.foundation).to_json()
+    from tests.conftest import role_statements
+
+    monitoring = role_statements(foundation, "MonitoringJobRole")
+    namespaces = [s["Condition"]["StringEquals"]["cloudwatch:namespace"] for s in monitoring if "cloudwatch:PutMetricData" in as_list(s["Action"])]
+    assert sorted(namespaces) == ["MlPlatform/Drift", "aws/sagemaker/Endpoints/data-metrics"]
+    for role in ("MonitoringJobRole", "JobRole"):
+        pulls = [r for s in role_statements(foundation, role) if "ecr:BatchGetImage" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+        assert any(":repository/sagemaker-model-monitor-analyzer" in json.dumps(r) for r in pulls), role
+
+
+def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so(tmp_path, capsys):
+    from app import build_app, make_app
+    from tests.conftest import approved_context
+
+    (tmp_path / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
+    app = make_app(outdir=str(tmp_path / "out"), context={**cdk_json_context(recorded=False), **approved_context()})
+    stage = build_app(app, config_dir=tmp_path)
+    template = Template.from_stack(stage.monitoring).to_json()
+    (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
+    assert "DataQualityBaselineConfig" not in job["Properties"]
+    assert "monitoring: the Model Monitor schedule of 'sandbox' has no baseline" in capsys.readouterr().err
