@@ -5,14 +5,29 @@ Run by an operator with credentials::
     python -m ops.approved_model --env dev            # or: make approved-model ENV=dev
 
 It asks SageMaker for the group's approved versioned packages (every page), picks
-the one created last (ties: the highest version) and writes it to ``cdk.context.json``
-under ``ml-platform:<env>:approved-model-package``. The CDK CLI reads that file on every
-synth, so synth itself never calls AWS; the serving stack reads the value back with
-:func:`read_recorded`.
+the one created last (ties: the highest version), describes it, and writes it to
+``cdk.context.json`` under ``ml-platform:<env>:approved-model-package``::
+
+    {"arn": "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>",
+     "version": <version>, "group": "<group>", "creation_time": "2024-05-01T12:00:00Z",
+     # only when the package carries SageMaker Model Monitor's data-quality baseline:
+     "data_quality_statistics": "s3://<bucket>/.../statistics.json",
+     "data_quality_constraints": "s3://<bucket>/.../constraints.json"}
+
+The two ``data_quality_*`` keys are recorded when the package registers both
+``DriftCheckBaselines.ModelDataQuality.Statistics`` and ``.Constraints`` (the model-build
+pipeline with ``data_quality_baseline=True``); the monitoring stack's Model Monitor job
+definition uses them. The default layout registers only ``Statistics`` (the platform's own
+``baseline.json`` profile, not Model Monitor's format): then neither key is recorded.
+
+The CDK CLI reads that file on every synth, so synth itself never calls AWS; the app
+reads the value back with :func:`read_recorded`.
 
 Exit codes: 0 recorded (or already recorded), 1 no approved package in the group
 (the recorded value is kept unless ``--clear``), 2 any other error (usage,
-configuration, group not found, AWS call failed, unreadable context file).
+configuration, group not found, an AWS call failed (listing or describing the
+package), the package is no longer Approved when described, a baseline URI that is
+not ``s3://``, unreadable context file).
 """
 
 from __future__ import annotations
@@ -38,6 +53,11 @@ DEFAULT_CONTEXT_FILE = ROOT / "cdk.context.json"
 PACKAGE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]+/\d+$")
 GROUP_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):\d{12}:model-package-group/(?P<name>[A-Za-z0-9-]+)$")
 RECORD_KEYS = ("arn", "version", "group", "creation_time")
+# Optional, both or neither: Model Monitor's data-quality baseline registered with the package.
+BASELINE_KEYS = ("data_quality_statistics", "data_quality_constraints")
+S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9.\-]{3,63}/.+$")
+_ALLOWED_KEYS = f"the keys {', '.join(RECORD_KEYS)}, plus optionally both {' and '.join(BASELINE_KEYS)}"
+_S3_URI_ALLOWED = "an s3:// URI 's3://<bucket>/<key>' (bucket: 3-63 lowercase letters, digits, '.', '-')"
 
 EXIT_OK = 0
 EXIT_NONE_APPROVED = 1
@@ -64,7 +84,8 @@ def context_key(env: str) -> str:
 def latest_approved(client: Any, group: str) -> dict | None:
     """The newest approved versioned package of ``group`` (a name or ARN), or None.
 
-    The result has the recorded shape: ``{"arn", "version", "group", "creation_time"}``.
+    The result has the recorded shape without the optional baseline keys:
+    ``{"arn", "version", "group", "creation_time"}`` (see :func:`data_quality_baseline`).
     Raises :class:`GroupNotFoundError` when the group does not exist.
     """
     from botocore.exceptions import ClientError
@@ -113,6 +134,38 @@ def _candidate(summary: Mapping, group: str) -> tuple[datetime, int, dict]:
         "creation_time": _iso_utc(created),
     }
     return created, version, package
+
+
+def data_quality_baseline(client: Any, arn: str) -> dict:
+    """Model Monitor's data-quality baseline registered with package ``arn``, as the optional record keys.
+
+    ``{"data_quality_statistics": "s3://...", "data_quality_constraints": "s3://..."}`` when the
+    package's ``DriftCheckBaselines.ModelDataQuality`` has both a ``Statistics`` and a
+    ``Constraints`` S3 URI, else ``{}``: the default layout registers only ``Statistics`` (the
+    platform's ``baseline.json`` profile), which Model Monitor cannot use.
+
+    Raises ValueError when the package is no longer Approved (its status changed after the
+    listing) or a baseline URI is not an ``s3://`` URI; botocore errors pass through.
+    """
+    response = client.describe_model_package(ModelPackageName=arn)
+    status = response.get("ModelApprovalStatus")
+    if status != "Approved":
+        raise ValueError(f"model package {arn} is no longer Approved (now {status or 'without an approval status'}); run again")
+    quality = (response.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    uris = {
+        "data_quality_statistics": ("Statistics", (quality.get("Statistics") or {}).get("S3Uri")),
+        "data_quality_constraints": ("Constraints", (quality.get("Constraints") or {}).get("S3Uri")),
+    }
+    if not all(uri for _, uri in uris.values()):
+        return {}
+    bad = [
+        f"DriftCheckBaselines.ModelDataQuality.{field}.S3Uri is {uri!r}"
+        for field, uri in uris.values()
+        if not S3_URI_PATTERN.fullmatch(uri)
+    ]
+    if bad:
+        raise ValueError(f"model package {arn}: {'; '.join(bad)}; allowed: {_S3_URI_ALLOWED}")
+    return {key: uri for key, (_, uri) in uris.items()}
 
 
 def _require_group(client: Any, group: str) -> None:
@@ -168,17 +221,18 @@ def _validated(value: Any, key: str, env: str) -> dict:
     if not isinstance(value, Mapping):
         raise ValueError(
             f"context key {key!r}: got {value!r} ({type(value).__name__}); "
-            f"allowed: a mapping with keys {', '.join(RECORD_KEYS)}, {how}"
+            f"allowed: a mapping with keys {', '.join(RECORD_KEYS)} "
+            f"(plus optionally both {' and '.join(BASELINE_KEYS)}), {how}"
         )
     problems = []
     missing = [k for k in RECORD_KEYS if k not in value]
     if missing:
-        problems.append(f"missing key(s) {', '.join(missing)}; allowed: exactly the keys {', '.join(RECORD_KEYS)}")
-    unknown = sorted(str(k) for k in value if k not in RECORD_KEYS)
+        problems.append(f"missing key(s) {', '.join(missing)}; allowed: {_ALLOWED_KEYS}")
+    unknown = sorted(str(k) for k in value if k not in RECORD_KEYS and k not in BASELINE_KEYS)
     if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)}; allowed: exactly the keys {', '.join(RECORD_KEYS)}")
+        problems.append(f"unknown key(s) {', '.join(unknown)}; allowed: {_ALLOWED_KEYS}")
     arn, version, group, created = (value.get(k) for k in RECORD_KEYS)
-    arn_ok = isinstance(arn, str) and PACKAGE_ARN_PATTERN.match(arn)
+    arn_ok = isinstance(arn, str) and PACKAGE_ARN_PATTERN.fullmatch(arn)
     if "arn" in value and not arn_ok:
         problems.append(
             f"arn: got {arn!r}; allowed: a versioned model package ARN "
@@ -196,9 +250,19 @@ def _validated(value: Any, key: str, env: str) -> dict:
             problems.append(f"group: got {group!r} but the arn names group {arn.split('/')[-2]!r}; allowed: the arn's group")
     if "creation_time" in value and _parse_utc(created) is None:
         problems.append(f"creation_time: got {created!r}; allowed: an ISO 8601 UTC timestamp such as '2024-05-01T12:00:00Z'")
+    baseline = [k for k in BASELINE_KEYS if k in value]
+    if len(baseline) == 1:
+        absent = next(k for k in BASELINE_KEYS if k not in value)
+        problems.append(
+            f"{absent}: missing while {baseline[0]} is recorded; "
+            f"allowed: both {' and '.join(BASELINE_KEYS)} (Model Monitor's baseline) or neither"
+        )
+    for k in baseline:
+        if not isinstance(value[k], str) or not S3_URI_PATTERN.fullmatch(value[k]):
+            problems.append(f"{k}: got {value[k]!r}; allowed: {_S3_URI_ALLOWED}")
     if problems:
         raise ValueError(f"context key {key!r} is malformed ({how}):\n" + "\n".join(f"  - {p}" for p in problems))
-    return {k: value[k] for k in RECORD_KEYS}
+    return {k: value[k] for k in (*RECORD_KEYS, *baseline)}
 
 
 def _parse_utc(value: Any) -> datetime | None:
@@ -299,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ops.approved_model",
         description="Record the newest Approved model package of a model package group in CDK context "
-        f"(key {CONTEXT_KEY_TEMPLATE.format(env='<env>')}), so synth never calls AWS.",
+        f"(key {CONTEXT_KEY_TEMPLATE.format(env='<env>')}), so synth never calls AWS. When the package "
+        "carries SageMaker Model Monitor's data-quality baseline (DriftCheckBaselines.ModelDataQuality "
+        "Statistics and Constraints) its two S3 URIs are recorded too, for the Model Monitor schedule.",
         epilog="Exit codes: 0 recorded, 1 no approved package (recorded value kept unless --clear), 2 error.",
     )
     parser.add_argument("--env", required=True, help="environment: config/environments/<env>.yaml or 'sandbox'")
@@ -362,6 +428,11 @@ def main(argv: list[str] | None = None, *, client_factory: ClientFactory | None 
         return _fail(f"{exc}; check --group, --region and the account your credentials belong to")
     except (BotoCoreError, ClientError, ValueError) as exc:
         return _fail(f"looking up approved packages of {group!r} in {region} failed: {exc}")
+    if package is not None:
+        try:
+            package = {**package, **data_quality_baseline(client, package["arn"])}
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            return _fail(f"describing model package {package['arn']} failed: {exc}")
 
     where = _display(context_file)
     if package is None:
@@ -386,7 +457,7 @@ def main(argv: list[str] | None = None, *, client_factory: ClientFactory | None 
         change = f" (previously {_describe(previous)})"
     else:
         change = ""
-    summary = f"{key} = {package['arn']} (version {package['version']}, created {package['creation_time']})"
+    summary = f"{key} = {_describe(package)}"
     if args.dry_run:
         print(f"would record {summary} in {where}{change} (dry run)")
         return EXIT_OK
@@ -400,7 +471,13 @@ def main(argv: list[str] | None = None, *, client_factory: ClientFactory | None 
 
 def _describe(value: Any) -> str:
     if isinstance(value, Mapping) and isinstance(value.get("arn"), str):
-        return f"{value['arn']} (version {value.get('version')}, created {value.get('creation_time')})"
+        details = f"version {value.get('version')}, created {value.get('creation_time')}"
+        if any(k in value for k in BASELINE_KEYS):
+            details += (
+                f", Model Monitor baseline statistics {value.get('data_quality_statistics')}"
+                f" constraints {value.get('data_quality_constraints')}"
+            )
+        return f"{value['arn']} ({details})"
     return json.dumps(value, sort_keys=True)
 
 

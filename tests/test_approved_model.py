@@ -13,9 +13,11 @@ from botocore.stub import Stubber
 
 from ops import approved_model
 from ops.approved_model import (
+    BASELINE_KEYS,
     CONTEXT_KEY_TEMPLATE,
     GroupNotFoundError,
     context_key,
+    data_quality_baseline,
     latest_approved,
     main,
     read_recorded,
@@ -27,6 +29,13 @@ REGION = "eu-west-1"
 GROUP = "mlp-dev-models"
 KEY = "ml-platform:dev:approved-model-package"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+RUN = "s3://mlp-dev-reports-111111111111/mlp-dev-model-build/run-1"
+# The default layout: the preprocessing step's own feature profile, not Model Monitor's format.
+PROFILE = "s3://mlp-dev-artifacts-111111111111/model-build/run-1/baseline/baseline.json"
+# data_quality_baseline=True: Model Monitor's pair from the DataQualityBaseline step.
+STATISTICS = f"{RUN}/data-quality-baseline/statistics.json"
+CONSTRAINTS = f"{RUN}/data-quality-baseline/constraints.json"
+BASELINE = {"data_quality_statistics": STATISTICS, "data_quality_constraints": CONSTRAINTS}
 
 
 def package_arn(version: int, group: str = GROUP) -> str:
@@ -84,6 +93,32 @@ def add_pages(stub: Stubber, *pages: list[dict], group: str = GROUP) -> None:
         if i < len(pages) - 1:
             response["NextToken"] = f"token-{i + 1}"
         stub.add_response("list_model_packages", response, list_params(group, f"token-{i}" if i else None))
+
+
+def metrics(uri: str) -> dict:
+    return {"ContentType": "application/json", "S3Uri": uri}
+
+
+# DescribeModelPackage's DriftCheckBaselines as pipeline_code/pipeline.py registers them.
+PROFILE_ONLY = {"ModelDataQuality": {"Statistics": metrics(PROFILE)}}
+MODEL_MONITOR = {"ModelDataQuality": {"Statistics": metrics(STATISTICS), "Constraints": metrics(CONSTRAINTS)}}
+
+
+def add_describe(stub: Stubber, arn: str, baselines: dict | None = PROFILE_ONLY, status: str = "Approved") -> None:
+    """Queue the DescribeModelPackage answer for ``arn``; the default layout registers only the profile."""
+    response = {
+        "ModelPackageName": arn.split("/")[-2],
+        "ModelPackageGroupName": arn.split("/")[-2],
+        "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
+        "ModelPackageArn": arn,
+        "CreationTime": T0,
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "ModelApprovalStatus": status,
+    }
+    if baselines is not None:
+        response["DriftCheckBaselines"] = baselines
+    stub.add_response("describe_model_package", response, {"ModelPackageName": arn})
 
 
 def add_group_exists(stub: Stubber, group: str = GROUP) -> None:
@@ -192,6 +227,49 @@ def test_other_aws_errors_are_not_mistaken_for_a_missing_group(client, stub):
         latest_approved(client, GROUP)
 
 
+# --- data_quality_baseline ---------------------------------------------------------------
+
+
+def test_model_monitor_pair_is_the_baseline(client, stub):
+    add_describe(stub, package_arn(2), MODEL_MONITOR)
+    assert data_quality_baseline(client, package_arn(2)) == BASELINE
+
+
+@pytest.mark.parametrize(
+    "baselines",
+    [
+        PROFILE_ONLY,
+        None,
+        {},
+        {"ModelQuality": {"Statistics": metrics(STATISTICS), "Constraints": metrics(CONSTRAINTS)}},
+        {"ModelDataQuality": {"Constraints": metrics(CONSTRAINTS)}},
+    ],
+    ids=["profile-only", "no-baselines", "empty", "other-slot", "constraints-only"],
+)
+def test_no_model_monitor_pair_is_no_baseline(client, stub, baselines):
+    # Only Statistics (the platform's baseline.json profile) is not Model Monitor's: a Constraints entry is.
+    add_describe(stub, package_arn(2), baselines)
+    assert data_quality_baseline(client, package_arn(2)) == {}
+
+
+def test_a_baseline_that_is_not_an_s3_uri_is_refused(client, stub):
+    https = "https://mlp-dev-reports.s3.eu-west-1.amazonaws.com/run-1/constraints.json"
+    add_describe(stub, package_arn(2), {"ModelDataQuality": {"Statistics": metrics(STATISTICS), "Constraints": metrics(https)}})
+    with pytest.raises(ValueError) as caught:
+        data_quality_baseline(client, package_arn(2))
+    message = str(caught.value)
+    assert f"DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri is {https!r}" in message
+    assert "Statistics" not in message.split("; allowed")[0]
+    assert "allowed: an s3:// URI" in message
+
+
+def test_a_package_that_is_no_longer_approved_is_refused(client, stub):
+    # Rejected between the listing and the describe call: the listing's answer is out of date.
+    add_describe(stub, package_arn(2), MODEL_MONITOR, status="Rejected")
+    with pytest.raises(ValueError, match=r"no longer Approved \(now Rejected\); run again"):
+        data_quality_baseline(client, package_arn(2))
+
+
 # --- the context file --------------------------------------------------------------------
 
 
@@ -271,6 +349,61 @@ def test_malformed_recorded_value_names_the_key_and_what_is_allowed(value, probl
     assert problem in message
 
 
+def test_read_recorded_returns_the_baseline_when_recorded(tmp_path):
+    path = tmp_path / "cdk.context.json"
+    record(path, "dev", {**recorded(3, 3), **BASELINE})
+    context = json.loads(path.read_text(encoding="utf-8"))
+    assert context[KEY] == {**recorded(3, 3), **BASELINE}
+    assert read_recorded(context, "dev") == {**recorded(3, 3), **BASELINE}
+    assert "data_quality_statistics" not in read_recorded({KEY: recorded(3, 3)}, "dev")
+
+
+@pytest.mark.parametrize("present, absent", [BASELINE_KEYS, tuple(reversed(BASELINE_KEYS))])
+def test_half_a_baseline_names_the_missing_key(present, absent):
+    with pytest.raises(ValueError) as caught:
+        read_recorded({KEY: {**recorded(3, 3), present: BASELINE[present]}}, "dev")
+    message = str(caught.value)
+    assert repr(KEY) in message
+    assert f"  - {absent}: missing while {present} is recorded; allowed: both data_quality_statistics and data_quality_constraints" in message
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://mlp-dev-reports.s3.amazonaws.com/run-1/statistics.json",
+        "s3://Mlp-Dev-Reports/run-1/statistics.json",
+        "s3://mlp-dev-reports/",
+        "s3://mlp-dev-reports",
+        "s3://ab/statistics.json",
+        f"s3://{'b' * 64}/statistics.json",
+        f"{STATISTICS}\n",
+        "",
+        None,
+        5,
+    ],
+    ids=["https", "uppercase-bucket", "no-key", "no-slash", "short-bucket", "long-bucket", "newline", "empty", "none", "int"],
+)
+def test_malformed_baseline_uri_names_the_key_and_what_is_allowed(uri):
+    with pytest.raises(ValueError) as caught:
+        read_recorded({KEY: {**recorded(3, 3), **BASELINE, "data_quality_statistics": uri}}, "dev")
+    message = str(caught.value)
+    assert repr(KEY) in message
+    assert f"  - data_quality_statistics: got {uri!r}; allowed: an s3:// URI 's3://<bucket>/<key>'" in message
+    assert "data_quality_constraints" not in message.split("allowed: an s3://")[0]
+
+
+def test_unknown_keys_are_refused_next_to_a_baseline():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) data_quality_baseline; allowed: the keys arn, version, group, creation_time"):
+        read_recorded({KEY: {**recorded(3, 3), **BASELINE, "data_quality_baseline": STATISTICS}}, "dev")
+
+
+def test_record_refuses_a_malformed_baseline(tmp_path):
+    path = tmp_path / "cdk.context.json"
+    with pytest.raises(ValueError, match="data_quality_constraints: missing"):
+        record(path, "dev", {**recorded(3, 3), "data_quality_statistics": STATISTICS})
+    assert not path.exists()
+
+
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ValueError) as caught:
         read_recorded({KEY: {"arn": "x", "version": True, "group": "", "creation_time": 5}}, "dev")
@@ -278,11 +411,22 @@ def test_every_problem_is_reported_at_once():
     assert all(f"  - {field}:" in message for field in ("arn", "version", "group", "creation_time"))
 
 
+def test_every_baseline_problem_is_reported_at_once():
+    value = {**recorded(3, 3), "data_quality_statistics": "http://x/y", "monitor": True}
+    with pytest.raises(ValueError) as caught:
+        read_recorded({KEY: value}, "dev")
+    message = str(caught.value)
+    assert "  - unknown key(s) monitor;" in message
+    assert "  - data_quality_constraints: missing while data_quality_statistics is recorded;" in message
+    assert "  - data_quality_statistics: got 'http://x/y';" in message
+
+
 # --- the command -------------------------------------------------------------------------
 
 
 def test_command_records_with_the_environment_defaults(client, stub, tmp_path, capsys):
     add_pages(stub, [summary(2, 2), summary(1, 1)])
+    add_describe(stub, package_arn(2))
     path = tmp_path / "cdk.context.json"
     assert run(client, "--env", "dev", "--context-file", str(path)) == 0
     assert run.calls == [(REGION, None)], "the region comes from config/environments/dev.yaml"
@@ -292,11 +436,53 @@ def test_command_records_with_the_environment_defaults(client, stub, tmp_path, c
     assert f"recorded {KEY} = {package_arn(2)} (version 2" in out
 
 
+def test_command_records_the_model_monitor_baseline(client, stub, tmp_path, capsys):
+    add_pages(stub, [summary(2, 2), summary(1, 1)])
+    add_describe(stub, package_arn(2), MODEL_MONITOR)
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 0
+    context = json.loads(path.read_text(encoding="utf-8"))
+    assert context == {KEY: {**recorded(2, 2), **BASELINE}}
+    assert read_recorded(context, "dev") == {**recorded(2, 2), **BASELINE}
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert (
+        f"recorded {KEY} = {package_arn(2)} (version 2, created 2024-05-01T14:00:00Z, "
+        f"Model Monitor baseline statistics {STATISTICS} constraints {CONSTRAINTS}) in " in out
+    )
+
+
+def test_command_records_no_baseline_for_the_profile_alone(client, stub, tmp_path, capsys):
+    add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2), PROFILE_ONLY)
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 0
+    assert json.loads(path.read_text(encoding="utf-8")) == {KEY: recorded(2, 2)}
+    out = capsys.readouterr().out
+    assert "baseline" not in out and PROFILE not in out
+
+
+def test_command_names_the_baseline_it_gained(client, stub, tmp_path, capsys):
+    # A value recorded before the baseline keys existed is replaced, and the line says what changed.
+    path = tmp_path / "cdk.context.json"
+    record(path, "dev", recorded(2, 2))
+    for _ in range(2):
+        add_pages(stub, [summary(2, 2)])
+        add_describe(stub, package_arn(2), MODEL_MONITOR)
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 0
+    out = capsys.readouterr().out
+    assert f"constraints {CONSTRAINTS}) in " in out
+    assert out.rstrip().endswith(f"(previously {package_arn(2)} (version 2, created 2024-05-01T14:00:00Z))")
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 0
+    assert capsys.readouterr().out.rstrip().endswith("(unchanged)")
+
+
 def test_command_names_the_previous_value_when_it_changes(client, stub, tmp_path, capsys):
     path = tmp_path / "cdk.context.json"
     record(path, "dev", recorded(1, 1))
-    add_pages(stub, [summary(2, 2), summary(1, 1)])
-    add_pages(stub, [summary(2, 2), summary(1, 1)])
+    for _ in range(2):
+        add_pages(stub, [summary(2, 2), summary(1, 1)])
+        add_describe(stub, package_arn(2))
     assert run(client, "--env", "dev", "--context-file", str(path)) == 0
     assert f"(previously {package_arn(1)} (version 1, created 2024-05-01T13:00:00Z))" in capsys.readouterr().out
     assert run(client, "--env", "dev", "--context-file", str(path)) == 0
@@ -306,6 +492,7 @@ def test_command_names_the_previous_value_when_it_changes(client, stub, tmp_path
 def test_command_passes_group_region_and_profile(client, stub, tmp_path):
     group = "team-models"
     add_pages(stub, [summary(1, 1, group=group)], group=group)
+    add_describe(stub, package_arn(1, group))
     path = tmp_path / "cdk.context.json"
     args = ("--env", "dev", "--group", group, "--region", "us-east-1", "--profile", "ops", "--context-file", str(path))
     assert run(client, *args) == 0
@@ -319,6 +506,7 @@ def test_command_accepts_a_group_arn(client, stub, tmp_path):
     shared["ModelPackageArn"] = f"arn:aws:sagemaker:{REGION}:222222222222:model-package/{GROUP}/6"
     shared["ModelPackageGroupName"] = group_arn
     add_pages(stub, [shared], group=group_arn)
+    add_describe(stub, shared["ModelPackageArn"])
     path = tmp_path / "cdk.context.json"
     assert run(client, "--env", "dev", "--group", group_arn, "--context-file", str(path)) == 0
     value = json.loads(path.read_text(encoding="utf-8"))[KEY]
@@ -378,6 +566,7 @@ def test_clear_with_dry_run_removes_nothing(client, stub, tmp_path, capsys):
 
 def test_clear_keeps_nothing_from_an_approved_package(client, stub, tmp_path):
     add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2))
     path = tmp_path / "cdk.context.json"
     assert run(client, "--env", "dev", "--clear", "--context-file", str(path)) == 0
     assert json.loads(path.read_text(encoding="utf-8")) == {KEY: recorded(2, 2)}
@@ -389,10 +578,20 @@ def test_dry_run_writes_nothing(client, stub, tmp_path, capsys, existing):
     if existing is not None:
         path.write_text(existing, encoding="utf-8")
     add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2))
     assert run(client, "--env", "dev", "--dry-run", "--context-file", str(path)) == 0
     assert (path.read_text(encoding="utf-8") if path.exists() else None) == existing
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if existing is None else ["cdk.context.json"])
     assert f"would record {KEY} = {package_arn(2)}" in capsys.readouterr().out
+
+
+def test_dry_run_shows_the_baseline_it_would_record(client, stub, tmp_path, capsys):
+    add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2), MODEL_MONITOR)
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--dry-run", "--context-file", str(path)) == 0
+    assert not path.exists()
+    assert f"Model Monitor baseline statistics {STATISTICS} constraints {CONSTRAINTS})" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("code", ["ValidationException", "ResourceNotFound"])
@@ -403,6 +602,41 @@ def test_missing_group_exits_2_with_a_message(client, stub, tmp_path, capsys, co
     err = capsys.readouterr().err
     assert f"error: model package group '{GROUP}' not found ({code}: ModelPackageGroup {GROUP} does not exist.)" in err
     assert "check --group, --region" in err
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException", "ThrottlingException"])
+def test_describe_failing_exits_2_and_writes_nothing(client, stub, tmp_path, capsys, code):
+    path = tmp_path / "cdk.context.json"
+    record(path, "dev", recorded(1, 1))
+    before = path.read_bytes()
+    add_pages(stub, [summary(2, 2)])
+    stub.add_client_error("describe_model_package", code, "not authorized", 400, expected_params={"ModelPackageName": package_arn(2)})
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"error: describing model package {package_arn(2)} failed: " in captured.err
+    assert code in captured.err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_describe_problems_exit_2_even_in_a_dry_run(client, stub, tmp_path, capsys, dry_run):
+    bad = {"ModelDataQuality": {"Statistics": metrics("https://example.com/statistics.json"), "Constraints": metrics(CONSTRAINTS)}}
+    add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2), bad)
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--context-file", str(path), *(["--dry-run"] if dry_run else [])) == 2
+    assert "Statistics.S3Uri is 'https://example.com/statistics.json'" in capsys.readouterr().err
+    assert not path.exists()
+
+
+def test_a_package_rejected_after_the_listing_is_not_recorded(client, stub, tmp_path, capsys):
+    add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2), status="Rejected")
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 2
+    assert "no longer Approved (now Rejected)" in capsys.readouterr().err
     assert not path.exists()
 
 
@@ -420,6 +654,7 @@ def test_sandbox_needs_a_region(client, tmp_path, capsys):
 
 def test_sandbox_with_a_region_uses_the_sandbox_group(client, stub, tmp_path):
     add_pages(stub, [summary(1, 1, group="mlp-sandbox-models")], group="mlp-sandbox-models")
+    add_describe(stub, package_arn(1, "mlp-sandbox-models"))
     path = tmp_path / "cdk.context.json"
     assert run(client, "--env", "sandbox", "--region", REGION, "--context-file", str(path)) == 0
     assert "ml-platform:sandbox:approved-model-package" in json.loads(path.read_text(encoding="utf-8"))
@@ -445,6 +680,8 @@ def test_usage(capsys):
     assert usage.startswith("usage: python -m ops.approved_model [-h] --env ENV [--group GROUP]")
     assert main([]) == 2
     assert "--env" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "Model Monitor's data-quality baseline" in " ".join(capsys.readouterr().out.split())
 
 
 def test_default_client_comes_from_a_boto3_session(client, stub, tmp_path, monkeypatch):
@@ -457,6 +694,7 @@ def test_default_client_comes_from_a_boto3_session(client, stub, tmp_path, monke
 
     monkeypatch.setattr(boto3.session.Session, "client", fake_client)
     add_pages(stub, [summary(1, 1)])
+    add_describe(stub, package_arn(1))
     assert main(["--env", "dev", "--context-file", str(tmp_path / "c.json")]) == 0
     assert made == [("sagemaker", REGION)]
 
