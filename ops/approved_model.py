@@ -120,7 +120,7 @@ def latest_approved(client: Any, group: str) -> dict | None:
 
 def _candidate(summary: Mapping, group: str) -> tuple[datetime, int, dict]:
     arn = summary.get("ModelPackageArn", "")
-    if not isinstance(arn, str) or not PACKAGE_ARN_PATTERN.match(arn):
+    if not isinstance(arn, str) or not PACKAGE_ARN_PATTERN.fullmatch(arn):
         raise ValueError(f"SageMaker listed an approved package whose ARN {arn!r} is not a versioned model package ARN")
     created = summary.get("CreationTime")
     if not isinstance(created, datetime):
