@@ -491,8 +491,13 @@ def _check_prefix(value: str) -> str:
 
 
 class ScalingConfig(StrictModel):
-    """Application Auto Scaling of one endpoint variant (target tracking)."""
+    """Application Auto Scaling of one endpoint variant (target tracking).
 
+    Application Auto Scaling rejects an update that changes a registered variant's instance type:
+    deploy once with ``enabled: false``, then change the type, then turn it back on.
+    """
+
+    enabled: bool = True
     min_capacity: int = Field(default=1, ge=0, le=MAX_ENDPOINT_INSTANCES)
     max_capacity: int = Field(default=4, ge=1, le=MAX_ENDPOINT_INSTANCES)
     # The platform's reference settings: scale in slowly, scale out fast.

@@ -97,7 +97,8 @@ class ServingStack(cdk.Stack):
                 rollout=Rollout(**realtime.rollout.model_dump()),
                 data_capture=DataCapture(bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage),
             )
-            endpoint.scale_on_invocations(Scaling(**realtime.scaling.model_dump()), target_per_instance=realtime.target_invocations_per_instance)
+            if realtime.scaling.enabled:
+                endpoint.scale_on_invocations(Scaling(**realtime.scaling.model_dump(exclude={"enabled"})), target_per_instance=realtime.target_invocations_per_instance)
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
 
         multi = settings.multi_model
@@ -122,7 +123,8 @@ class ServingStack(cdk.Stack):
                 volume_key=foundation.models_key,
                 rollout=Rollout(**multi.rollout.model_dump()),
             )
-            endpoint.scale_on_invocations(Scaling(**multi.scaling.model_dump()), target_per_instance=multi.target_invocations_per_instance)
+            if multi.scaling.enabled:
+                endpoint.scale_on_invocations(Scaling(**multi.scaling.model_dump(exclude={"enabled"})), target_per_instance=multi.target_invocations_per_instance)
             self._publish("multi-model", endpoint, "Multi-model endpoint (archives under the models bucket prefix)", invokers)
             cdk.CfnOutput(
                 self, "MultiModelDataUrl", value=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
@@ -159,7 +161,8 @@ class ServingStack(cdk.Stack):
                     max_concurrent_invocations_per_instance=asynchronous.max_concurrent_invocations_per_instance,
                 ),
             )
-            endpoint.scale_on_backlog(Scaling(**asynchronous.scaling.model_dump()), target_per_instance=asynchronous.target_backlog_per_instance)
+            if asynchronous.scaling.enabled:
+                endpoint.scale_on_backlog(Scaling(**asynchronous.scaling.model_dump(exclude={"enabled"})), target_per_instance=asynchronous.target_backlog_per_instance)
             self._publish("async", endpoint, "Asynchronous endpoint (requests and results in S3)", invokers)
             cdk.CfnOutput(
                 self, "AsyncInputUrl", value=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}input/"),

@@ -411,3 +411,11 @@ def test_batch_payload_times_concurrency_over_the_limit_is_a_clear_error(tmp_pat
     (tmp_path / "sandbox.yaml").write_text("serving: {batch: {max_payload_mb: 20, max_concurrent_transforms: 8}}\n")
     with pytest.raises(ConfigError, match=r"serving\.batch\.max_concurrent_transforms: 8 x max_payload_mb=20 exceeds 100 MB"):
         load_config("sandbox", config_dir=tmp_path)
+
+
+def test_autoscaling_can_be_switched_off_for_an_instance_type_change(tmp_path):
+    # Application Auto Scaling rejects an instance-type change of a registered variant.
+    stage = stage_with(tmp_path, "{realtime: {scaling: {enabled: false}}}")
+    template = Template.from_stack(stage.serving).to_json()
+    targets = [t["Properties"]["ResourceId"] for t in resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget").values()]
+    assert sorted(targets) == ["endpoint/mlp-sandbox-async/variant/AllTraffic", "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"]
