@@ -29,6 +29,7 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from app import build_app, cdk_json_context, make_app  # noqa: E402
+from config import ConfigError, load_config  # noqa: E402
 from config.loader import DEFAULT_CONFIG_DIR  # noqa: E402
 
 
@@ -162,6 +163,14 @@ def role_statements(template_json: dict, role: str) -> list[dict]:
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def config_error(tmp_path: Path, yaml_text: str, name: str = "sandbox") -> str:
+    """The message of the ConfigError ``load_config`` raises for ``yaml_text`` as ``<name>.yaml`` in ``tmp_path``."""
+    (tmp_path / f"{name}.yaml").write_text(yaml_text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(name, config_dir=tmp_path)
+    return str(caught.value)
 
 
 @pytest.fixture(scope="session")

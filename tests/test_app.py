@@ -20,6 +20,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from config import load_config
 from stacks.platform_stage import ENVIRONMENT_TAG, PlatformStage
 from tests.conftest import ROOT, AwsCallAttempted, load_json
+from tests.definition_checks import recorded_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -207,9 +208,5 @@ def normalise(template: dict) -> dict:
 def test_snapshot(request, synth, stack_id):
     """Any change to a synthesized template must be deliberate: `UPDATE_SNAPSHOTS=1 make test` to accept it."""
     actual = normalise(request.getfixturevalue(synth).template_json(stack_id))
-    path = SNAPSHOTS / f"{stack_id}.json"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
-        path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
-            pytest.fail(f"no snapshot yet: wrote {path.relative_to(ROOT)}; review and commit it")
-    assert actual == load_json(path), f"{stack_id} changed; review, then UPDATE_SNAPSHOTS=1 make test"
+    recorded = recorded_snapshot(SNAPSHOTS / f"{stack_id}.json", json.dumps(actual, indent=1, sort_keys=True) + "\n")
+    assert actual == json.loads(recorded), f"{stack_id} changed; review, then UPDATE_SNAPSHOTS=1 make test"

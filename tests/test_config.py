@@ -12,7 +12,7 @@ from config import ConfigError, PlatformConfig, available_environments, load_con
 from config.loader import DEFAULT_CONFIG_DIR
 from config.schema import LOG_RETENTION_DAYS
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, config_error
 
 VALID = """\
 account: "123456789012"
@@ -26,10 +26,7 @@ def write_env(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def error_for(tmp_path: Path, text: str, name: str = "staging") -> str:
-    write_env(tmp_path, name, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(name, config_dir=tmp_path)
-    message = str(caught.value)
+    message = config_error(tmp_path, text, name)
     assert f"{name}.yaml" in message, "the message names the file"
     return message
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 import re
-import socket
 from pathlib import Path
 
-import botocore.session
 import pytest
-from botocore.validate import ParamValidator
 
 from stacks.drift_check_definition import PLACEHOLDERS, build_drift_definition, cached_drift_definition
-from tests.test_pipeline_definition import _concrete
+from tests.definition_checks import api_problems, assert_matches_snapshot, assert_no_network_attempt, input_shape
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "drift-pipeline-definition.json"
 PIPELINE = "mlp-sandbox-drift-check"
@@ -80,16 +76,10 @@ def test_capture_url_default_is_the_endpoints_capture_destination():
 
 
 def test_processing_step_matches_the_sagemaker_api(definition):
-    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateProcessingJob").input_shape
     arguments = arguments_of(definition)
-    report = ParamValidator().validate(_concrete(arguments, shape), shape)
-    problems = [
-        line for line in report.generate_report().splitlines()
-        if line and not any(f'"{name}"' in line for name in GENERATED_NAMES) and "Parameter validation failed" not in line
-    ]  # fmt: skip
-    assert problems == []
+    assert api_problems("CreateProcessingJob", arguments, ignore=GENERATED_NAMES) == []
     # botocore does not check enums or patterns: the default instance type must be a processing one.
-    instance_types = shape.members["ProcessingResources"].members["ClusterConfig"].members["InstanceType"].enum
+    instance_types = input_shape("CreateProcessingJob").members["ProcessingResources"].members["ClusterConfig"].members["InstanceType"].enum
     assert "ml.m5.large" in instance_types and "ml.t3.medium" in instance_types
     for argument in arguments["AppSpecification"]["ContainerArguments"]:
         assert len(json.dumps(argument)) <= 256  # SageMaker's limit per container argument
@@ -251,26 +241,9 @@ def test_two_builds_are_byte_identical_and_the_cache_returns_the_same(tmp_path):
 
 
 def test_building_makes_no_network_attempt(monkeypatch):
-    attempts = []
-    real_connect = socket.socket.connect
-
-    def record(sock, address):
-        attempts.append(address)
-        return real_connect(sock, address)
-
-    import botocore.endpoint
-
-    monkeypatch.setattr(socket.socket, "connect", record)
-    monkeypatch.setattr(botocore.endpoint.Endpoint, "make_request", lambda *a, **k: attempts.append(a))
-    build()
-    assert attempts == []
+    assert_no_network_attempt(monkeypatch, build)
 
 
 def test_definition_snapshot(definition):
     """A change to the definition must be deliberate: UPDATE_SNAPSHOTS=1 make test to accept it."""
-    text = json.dumps(definition, indent=1, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
-        SNAPSHOT.write_text(text, encoding="utf-8")
-        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
-            pytest.fail(f"no snapshot yet: wrote {SNAPSHOT.name}; review and commit it")
-    assert text == SNAPSHOT.read_text(encoding="utf-8")
+    assert_matches_snapshot(SNAPSHOT, json.dumps(definition, indent=1, sort_keys=True) + "\n")

@@ -13,11 +13,9 @@ import re
 from pathlib import Path
 
 import aws_cdk as cdk
-import botocore.session
 import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
-from botocore.validate import ParamValidator
 
 from config.schema import PipelineConfig
 from ml_constructs.sagemaker_pipeline import (
@@ -29,7 +27,8 @@ from ml_constructs.sagemaker_pipeline import (
     model_monitor_repository_arn,
 )
 from stacks.model_build_definition import build_definition, cached_definition
-from tests.test_pipeline_definition import GENERATED_NAMES, STEP_OPERATIONS, _concrete, all_steps, step_graph
+from tests.definition_checks import api_problems
+from tests.test_pipeline_definition import GENERATED_NAMES, STEP_OPERATIONS, all_steps, step_graph
 
 PIPELINE = "mlp-sandbox-model-build"
 GROUP = "mlp-sandbox-models"
@@ -146,19 +145,13 @@ def test_every_reference_resolves_and_the_graph_has_no_cycles(request, fixture):
 
 @pytest.mark.parametrize("fixture", ["train_definition", "tune_definition"])
 def test_every_job_step_matches_the_sagemaker_api(request, fixture):
-    model = botocore.session.get_session().get_service_model("sagemaker")
     operations = {**STEP_OPERATIONS, "QualityCheck": "CreateProcessingJob"}
     checked = set()
     for name, step in all_steps(request.getfixturevalue(fixture)["Steps"]).items():
         operation = operations.get(step["Type"])
         if operation is None:
             continue
-        shape = model.operation_model(operation).input_shape
-        report = ParamValidator().validate(_concrete(step["Arguments"], shape), shape)
-        problems = [
-            line for line in report.generate_report().splitlines()
-            if line and not any(f'"{generated}"' in line for generated in GENERATED_NAMES) and "Parameter validation failed" not in line
-        ]  # fmt: skip
+        problems = api_problems(operation, step["Arguments"], ignore=GENERATED_NAMES)
         assert problems == [], f"{name} ({operation}): {problems}"
         checked.add(name)
     assert CHECK in checked and "RegisterModel" in checked and len(checked) == 5

@@ -10,11 +10,11 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import cdk_json_context
-from config import ConfigError, load_config
+from config import load_config
 from ml_constructs.monitoring import vcpus_of
 from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
-from tests.conftest import APPROVED_PACKAGE, as_list, logical_id, resources_of
+from tests.conftest import APPROVED_PACKAGE, as_list, config_error, logical_id, resources_of
 
 PACKAGE = ApprovedPackage(arn=APPROVED_PACKAGE["arn"], version=APPROVED_PACKAGE["version"])
 
@@ -214,10 +214,7 @@ def test_budget_limit_from_config_and_can_be_off(tmp_path):
     ],
 )  # fmt: skip
 def test_bad_monitoring_settings_are_clear_errors_naming_the_key(tmp_path, monitoring_yaml, message):
-    (tmp_path / "sandbox.yaml").write_text(f"monitoring: {monitoring_yaml}\n")
-    with pytest.raises(ConfigError) as error:
-        load_config("sandbox", config_dir=tmp_path)
-    assert message in str(error.value)
+    assert message in config_error(tmp_path, f"monitoring: {monitoring_yaml}\n")
 
 
 # --- drift check ----------------------------------------------------------------------------------------

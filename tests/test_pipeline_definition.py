@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 from pathlib import Path
 
-import botocore.session
 import pytest
-from botocore.validate import ParamValidator
 
 from config.schema import PipelineConfig, TuningConfig
 from stacks.model_build_definition import build_definition
+from tests.definition_checks import api_problems, assert_matches_snapshot, assert_no_network_attempt
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "pipeline-definition.json"
 PIPELINE = "mlp-sandbox-model-build"
@@ -137,39 +134,14 @@ def test_parameters_and_their_defaults(train_definition):
     }
 
 
-def _dummy_for(shape):
-    return {"string": "x", "integer": 1, "long": 1, "float": 1.0, "double": 1.0, "boolean": True, "timestamp": 0}.get(
-        shape.type_name, "x"
-    )
-
-
-def _concrete(value, shape):
-    """Replace pipeline expressions by values of the type the API shape expects."""
-    if isinstance(value, dict) and set(value) & {"Get", "Std:Join", "Std:JsonGet"}:
-        return _dummy_for(shape)
-    if shape.type_name == "structure" and isinstance(value, dict):
-        return {k: _concrete(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
-    if shape.type_name == "list" and isinstance(value, list):
-        return [_concrete(v, shape.member) for v in value]
-    if shape.type_name == "map" and isinstance(value, dict):
-        return {k: _concrete(v, shape.value) for k, v in value.items()}
-    return value
-
-
 @pytest.mark.parametrize("fixture", ["train_definition", "tune_definition"])
 def test_every_step_matches_the_sagemaker_api(request, fixture):
-    model = botocore.session.get_session().get_service_model("sagemaker")
     checked = 0
     for name, step in all_steps(request.getfixturevalue(fixture)["Steps"]).items():
         operation = STEP_OPERATIONS.get(step["Type"])
         if operation is None:
             continue
-        shape = model.operation_model(operation).input_shape
-        report = ParamValidator().validate(_concrete(step["Arguments"], shape), shape)
-        problems = [
-            line for line in report.generate_report().splitlines()
-            if line and not any(f'"{generated}"' in line for generated in GENERATED_NAMES) and "Parameter validation failed" not in line
-        ]  # fmt: skip
+        problems = api_problems(operation, step["Arguments"], ignore=GENERATED_NAMES)
         assert problems == [], f"{name} ({operation}): {problems}"
         checked += 1
     assert checked == 4
@@ -351,29 +323,12 @@ def test_two_builds_are_byte_identical():
 
 
 def test_building_makes_no_network_attempt(monkeypatch):
-    attempts = []
-    real_connect = socket.socket.connect
-
-    def record(sock, address):
-        attempts.append(address)
-        return real_connect(sock, address)
-
-    import botocore.endpoint
-
-    monkeypatch.setattr(socket.socket, "connect", record)
-    monkeypatch.setattr(botocore.endpoint.Endpoint, "make_request", lambda *a, **k: attempts.append(a))
-    build(training_mode="tune")
-    assert attempts == []
+    assert_no_network_attempt(monkeypatch, lambda: build(training_mode="tune"))
 
 
 def test_definition_snapshot(train_definition):
     """A change to the definition must be deliberate: UPDATE_SNAPSHOTS=1 make test to accept it."""
-    text = json.dumps(train_definition, indent=1, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
-        SNAPSHOT.write_text(text, encoding="utf-8")
-        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
-            pytest.fail(f"no snapshot yet: wrote {SNAPSHOT.name}; review and commit it")
-    assert text == SNAPSHOT.read_text(encoding="utf-8")
+    assert_matches_snapshot(SNAPSHOT, json.dumps(train_definition, indent=1, sort_keys=True) + "\n")
 
 
 def test_local_run_reads_metrics_with_the_pipelines_regexes():
