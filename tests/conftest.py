@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,5 +191,24 @@ def serving(tmp_path_factory) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
-def every_synth(sandbox, examples, serving) -> list[Synthesized]:
-    return [sandbox, *examples.values(), serving]
+def model_monitor(tmp_path_factory) -> Synthesized:
+    """The dev example with Model Monitor switched on and a package with its baseline recorded."""
+    config_dir = tmp_path_factory.mktemp("config.model-monitor")
+    dev = yaml.safe_load((DEFAULT_CONFIG_DIR / "dev.yaml").read_text(encoding="utf-8"))
+    dev.setdefault("monitoring", {})["model_monitor"] = {"enabled": True}
+    (config_dir / "dev.yaml").write_text(yaml.safe_dump(dev), encoding="utf-8")
+    baseline = "s3://mlp-dev-reports/mlp-dev-model-build/exec-1/data-quality-baseline"
+    package = {
+        "arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlp-dev-models/3",
+        "version": 3,
+        "group": "mlp-dev-models",
+        "creation_time": "2026-11-20T09:30:00Z",
+        "data_quality_statistics": f"{baseline}/statistics.json",
+        "data_quality_constraints": f"{baseline}/constraints.json",
+    }
+    return synthesize(tmp_path_factory.mktemp("cdk.out.model-monitor"), "dev", config_dir, context=approved_context("dev", package))
+
+
+@pytest.fixture(scope="session")
+def every_synth(sandbox, examples, serving, model_monitor) -> list[Synthesized]:
+    return [sandbox, *examples.values(), serving, model_monitor]

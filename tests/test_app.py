@@ -122,11 +122,13 @@ def test_cdk_nag_would_stop_synth_on_a_new_finding(tmp_path):
 # --- cfn-lint -------------------------------------------------------------------------------------------
 
 
-def test_cfn_lint_reports_nothing_on_any_template(sandbox, examples, serving):
+def test_cfn_lint_reports_nothing_on_any_template(sandbox, examples, serving, model_monitor):
     templates = [str(s.template_path(stack_id)) for s in (sandbox, *examples.values()) for stack_id in s.stack_ids]
     # With a package recorded the Serving stack is new and Monitoring watches it; the others equal the sandbox's.
     templates += [str(serving.template_path("Serving")), str(serving.template_path("Monitoring"))]
-    assert len(templates) == 17
+    # Model Monitor switched on changes these (dev, account-bound).
+    templates += [str(model_monitor.template_path(s)) for s in ("Foundation", "ModelBuild", "Serving", "Monitoring")]
+    assert len(templates) == 21
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
     assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr

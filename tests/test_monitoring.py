@@ -406,3 +406,12 @@ def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so
     (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
     assert "DataQualityBaselineConfig" not in job["Properties"]
     assert "monitoring: the Model Monitor schedule of 'sandbox' has no baseline" in capsys.readouterr().err
+
+
+def test_account_bound_environment_with_model_monitor_synthesizes_its_schedule(model_monitor):
+    # This synth also runs cdk-nag and cfn-lint (tests/test_app.py) over the Model Monitor resources.
+    template = model_monitor.template_json("Monitoring")
+    (schedule,) = resources_of(template, "AWS::SageMaker::MonitoringSchedule").values()
+    assert schedule["Properties"]["EndpointName"] == "mlp-dev-realtime"
+    (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
+    assert job["Properties"]["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"].endswith("/constraints.json")
