@@ -501,7 +501,8 @@ def _coerce(frame: pd.DataFrame, bundle: Dict[str, Any]) -> Dict[str, np.ndarray
             bad = np.isnan(values) & ~missing
             if bad.any():
                 raise InferenceRequestError(f"column '{name}' expects a number, got {raw[bad].iloc[0]!r}")
-            columns[name] = values.astype(np.float32)
+            with np.errstate(over="ignore"):  # beyond float32: infinite, rejected with a 400 before predicting
+                columns[name] = values.astype(np.float32)
         else:
             values = raw.to_numpy(dtype=object).copy()
             present = ~missing
@@ -513,6 +514,18 @@ def _coerce(frame: pd.DataFrame, bundle: Dict[str, Any]) -> Dict[str, np.ndarray
 
 
 # ---------------------------------------------------------------------------------- predict_fn
+
+
+def _reject_infinite(columns: Dict[str, Any], model: Dict[str, Any]) -> None:
+    """400 for infinite numbers: scikit-learn would fail on them with a server error."""
+    for name in model["numeric"]:
+        values = np.asarray(columns[name], dtype=np.float32)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(np.argmax(infinite)) + 1
+            raise InferenceRequestError(
+                f"column {name!r} has an infinite or too large value in row {row}; send finite numbers (empty for missing)"
+            )
 
 
 def predict_fn(input_data, model):
@@ -527,15 +540,20 @@ def predict_fn(input_data, model):
             columns = _coerce(input_data, model)
         else:
             raise InferenceRequestError(f"unexpected input of type {type(input_data).__name__}")  # pragma: no cover
+        _reject_infinite(columns, model)
+        n = len(columns[model["features"][0]])
+        transform = model.get("transform")
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = transform(columns, n) if transform is not None else None
+            if X is None:
+                X = _reference_transform(model["preprocessor"], pd.DataFrame(columns, columns=model["features"]))
+        if not np.isfinite(X).all():
+            row = int(np.argmax(~np.isfinite(X).all(axis=1))) + 1
+            raise InferenceRequestError(f"row {row} has a number too large for the model (float32 overflow after scaling)")
     except InferenceRequestError as exc:
         if _flask_request_active():
             return _Rejected(exc)
         raise
-    n = len(columns[model["features"][0]])
-    transform = model.get("transform")
-    X = transform(columns, n) if transform is not None else None
-    if X is None:
-        X = _reference_transform(model["preprocessor"], pd.DataFrame(columns, columns=model["features"]))
     estimator = model["serial_model"] if n < SERIAL_MAX_ROWS and "serial_model" in model else model["model"]
     if model["has_proba"]:
         probabilities = estimator.predict_proba(X)

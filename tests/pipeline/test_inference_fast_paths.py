@@ -621,7 +621,7 @@ INF_CASES = ["csv inf (Arrow)", "csv -Infinity (Arrow)", "csv 1e39 overflows flo
 
 
 @pytest.mark.parametrize("case", INF_CASES)
-def test_infinite_values_raise_scikit_learns_error(bundle, raw, monkeypatch, case):
+def test_infinite_or_overflowing_values_are_client_errors_on_every_path(bundle, raw, monkeypatch, case):
     cases = _inf_payloads(raw)
     assert sorted(cases) == sorted(INF_CASES)
     body, content_type = cases[case]
@@ -632,7 +632,12 @@ def test_infinite_values_raise_scikit_learns_error(bundle, raw, monkeypatch, cas
             _arrow_only(m)
             arrow = _error(bundle, body, content_type)
     assert compiled == original == arrow
-    assert compiled[0] is ValueError and "Input X contains infinity" in compiled[1]
+    # A 400 naming the problem, not scikit-learn's "Input X contains infinity" as a server error.
+    assert compiled[0] is inference.InferenceRequestError
+    assert "infinite or too large value" in compiled[1] or "too large for the model" in compiled[1]
+    with pytest.raises(inference.InferenceRequestError) as error:
+        inference.predict_fn(inference.input_fn(body, content_type), bundle)
+    assert error.value.status_code == 400
 
 
 def test_compiled_transform_hands_infinity_back(bundle):
