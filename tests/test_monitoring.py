@@ -39,6 +39,26 @@ def monitoring_with(tmp_path: Path, monitoring_yaml: str, package: ApprovedPacka
     return Template.from_stack(stage.monitoring).to_json()
 
 
+# Non-default settings checked below, in two builds: one customised, one with the optional parts off.
+CUSTOM_MONITORING = (
+    "{notification_emails: [oncall@example.com, ml@example.com], retrain_on_drift: true,"
+    " alarms: {server_error_rate_percent: 2.5, model_latency_p99_ms: 200, cpu_utilization_percent: 50,"
+    " invocations_absent_minutes: 0, drifted_features: 3},"
+    " budget: {monthly_limit_usd: 250, forecast_alert_percent: 90},"
+    " drift_check: {schedule: 'rate(6 hours)', psi_threshold: 0.3}}"
+)
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory) -> dict:
+    return monitoring_with(tmp_path_factory.mktemp("custom"), CUSTOM_MONITORING)
+
+
+@pytest.fixture(scope="module")
+def minimal(tmp_path_factory) -> dict:
+    return monitoring_with(tmp_path_factory.mktemp("minimal"), "{budget: {enabled: false}, drift_check: {enabled: false}}")
+
+
 # --- topic ----------------------------------------------------------------------------------------------
 
 
@@ -64,8 +84,8 @@ def test_alarms_go_to_one_kms_encrypted_topic_that_cloudwatch_and_budgets_may_us
     }
 
 
-def test_configured_emails_subscribe_to_the_alarm_topic(tmp_path):
-    template = monitoring_with(tmp_path, "{notification_emails: [oncall@example.com, ml@example.com]}")
+def test_configured_emails_subscribe_to_the_alarm_topic(custom):
+    template = custom
     subscriptions = [s["Properties"] for s in resources_of(template, "AWS::SNS::Subscription").values()]
     assert sorted(s["Endpoint"] for s in subscriptions) == ["ml@example.com", "oncall@example.com"]
     assert {s["Protocol"] for s in subscriptions} == {"email"}
@@ -130,12 +150,8 @@ def test_pipeline_failure_alarms(t):
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
 
 
-def test_thresholds_come_from_config(tmp_path):
-    template = monitoring_with(
-        tmp_path,
-        "{alarms: {server_error_rate_percent: 2.5, model_latency_p99_ms: 200, cpu_utilization_percent: 50, invocations_absent_minutes: 0}}",
-    )
-    alarms = alarms_by_name(template)
+def test_thresholds_come_from_config(custom):
+    alarms = alarms_by_name(custom)
     assert alarms["mlp-sandbox-realtime-5xx-rate"]["Threshold"] == 2.5
     assert alarms["mlp-sandbox-realtime-model-latency"]["Threshold"] == 200_000
     assert alarms["mlp-sandbox-realtime-cpu"]["Threshold"] == 100
@@ -184,12 +200,11 @@ def test_monthly_budget_on_the_environment_tag_alerts_at_80_forecast_and_100_act
     assert budget["DependsOn"] == [logical_id(t, "AWS::SNS::TopicPolicy", "AlarmTopicPolicy")]
 
 
-def test_budget_limit_from_config_and_can_be_off(tmp_path):
-    template = monitoring_with(tmp_path, "{budget: {monthly_limit_usd: 250, forecast_alert_percent: 90}}")
-    (budget,) = resources_of(template, "AWS::Budgets::Budget").values()
+def test_budget_limit_from_config_and_can_be_off(custom, minimal):
+    (budget,) = resources_of(custom, "AWS::Budgets::Budget").values()
     assert budget["Properties"]["Budget"]["BudgetLimit"]["Amount"] == 250
     assert 90 in [n["Notification"]["Threshold"] for n in budget["Properties"]["NotificationsWithSubscribers"]]
-    assert not resources_of(monitoring_with(tmp_path, "{budget: {enabled: false}}"), "AWS::Budgets::Budget")
+    assert not resources_of(minimal, "AWS::Budgets::Budget")
 
 
 # --- bad input ------------------------------------------------------------------------------------------
@@ -290,9 +305,9 @@ def test_monitoring_role_reads_capture_and_baselines_writes_drift_reports_and_it
     assert resources("sagemaker:DescribeModelPackage")
 
 
-def test_retraining_on_drift_starts_the_model_build_pipeline_when_switched_on(t, tmp_path):
+def test_retraining_on_drift_starts_the_model_build_pipeline_when_switched_on(t, custom):
     assert not resources_of(t, "AWS::Events::Rule")  # off by default
-    template = monitoring_with(tmp_path, "{retrain_on_drift: true}")
+    template = custom
     ((_, rule),) = resources_of(template, "AWS::Events::Rule").items()
     pattern = rule["Properties"]["EventPattern"]
     alarm_id = logical_id(template, "AWS::CloudWatch::Alarm", "AlarmsRealtimeDriftedFeatures")
@@ -306,14 +321,14 @@ def test_retraining_on_drift_starts_the_model_build_pipeline_when_switched_on(t,
     assert target["SageMakerPipelineParameters"] == {"PipelineParameterList": []}
 
 
-def test_drift_check_can_be_switched_off(tmp_path):
-    template = monitoring_with(tmp_path, "{drift_check: {enabled: false}}")
+def test_drift_check_can_be_switched_off(minimal):
+    template = minimal
     assert not resources_of(template, "AWS::SageMaker::Pipeline") and not resources_of(template, "AWS::Scheduler::Schedule")
     assert not [n for n in alarms_by_name(template) if "drift" in n]
 
 
-def test_drift_check_schedule_and_thresholds_from_config(tmp_path):
-    template = monitoring_with(tmp_path, "{drift_check: {schedule: 'rate(6 hours)', psi_threshold: 0.3}, alarms: {drifted_features: 3}}")
+def test_drift_check_schedule_and_thresholds_from_config(custom):
+    template = custom
     assert {s["Properties"]["ScheduleExpression"] for s in resources_of(template, "AWS::Scheduler::Schedule").values()} == {"rate(6 hours)"}
     definition, _ = drift_pipeline(template)
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["PsiThreshold"] == 0.3

@@ -43,6 +43,21 @@ def stage_with(tmp_path: Path, serving_yaml: str = "{}", package: ApprovedPackag
     return PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), name, config=config, approved_package=package)
 
 
+# One customised configuration covers every non-default setting the tests below check (one build).
+CUSTOM_SERVING = (
+    "{realtime: {rollout: {mode: linear, linear_step_percent: 25, wait_seconds: 120}, scaling: {enabled: false}},"
+    " multi_model: {rollout: {mode: all_at_once, wait_seconds: 600}},"
+    " asynchronous: {scaling: {min_capacity: 0, max_capacity: 3}},"
+    " batch: {instance_type: ml.c5.xlarge, instance_count: 3, max_payload_mb: 10, max_concurrent_transforms: 4,"
+    " schedule: 'cron(0 2 * * ? *)'}}"
+)
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory) -> dict:
+    return Template.from_stack(stage_with(tmp_path_factory.mktemp("custom"), CUSTOM_SERVING).serving).to_json()
+
+
 # --- which model ----------------------------------------------------------------------------------------
 
 
@@ -136,17 +151,15 @@ def test_updates_are_blue_green_canary_with_alarm_rollback_and_retained_variant_
 
 
 @pytest.mark.parametrize(
-    ("rollout", "expected"),
+    ("endpoint_id", "expected"),
     [
-        ("{mode: linear, linear_step_percent: 25, wait_seconds: 120}",
+        ("RealtimeEndpoint",
          {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}, "WaitIntervalInSeconds": 120}),
-        ("{mode: all_at_once, wait_seconds: 600}", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}),
+        ("MultiModelEndpoint", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}),
     ],
 )  # fmt: skip
-def test_rollout_mode_comes_from_config(tmp_path, rollout, expected):
-    stage = stage_with(tmp_path, f"{{realtime: {{rollout: {rollout}}}}}")
-    template = Template.from_stack(stage.serving).to_json()
-    endpoint = resource(template, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
+def test_rollout_mode_comes_from_config(custom, endpoint_id, expected):
+    endpoint = resource(custom, "AWS::SageMaker::Endpoint", endpoint_id)
     assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == expected
 
 
@@ -296,9 +309,8 @@ def test_async_endpoint_scales_on_backlog_per_instance(t):
     assert rollback["MetricName"] == "InvocationFailures"  # async requests have no HTTP status
 
 
-def test_async_endpoint_can_scale_to_zero_and_wakes_on_backlog(tmp_path):
-    stage = stage_with(tmp_path, "{asynchronous: {scaling: {min_capacity: 0, max_capacity: 3}}}")
-    template = Template.from_stack(stage.serving).to_json()
+def test_async_endpoint_can_scale_to_zero_and_wakes_on_backlog(custom):
+    template = custom
     target_id = logical_id(template, "AWS::ApplicationAutoScaling::ScalableTarget", "AsyncEndpointScalableTarget")
     assert template["Resources"][target_id]["Properties"]["MinCapacity"] == 0
     steps = [p for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values() if p["Properties"]["PolicyType"] == "StepScaling"]
@@ -381,13 +393,8 @@ def test_batch_scoring_transforms_with_the_approved_model_in_multi_record_csv_jo
     assert not resources_of(t, "AWS::Scheduler::Schedule")  # no schedule unless configured
 
 
-def test_batch_settings_and_schedule_come_from_config(tmp_path):
-    stage = stage_with(
-        tmp_path,
-        "{batch: {instance_type: ml.c5.xlarge, instance_count: 3, max_payload_mb: 10, max_concurrent_transforms: 4, "
-        "schedule: 'cron(0 2 * * ? *)'}}",
-    )
-    template = Template.from_stack(stage.serving).to_json()
+def test_batch_settings_and_schedule_come_from_config(custom):
+    template = custom
     definition, _ = batch_pipeline(template)
     defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert (defaults["InstanceType"], defaults["InstanceCount"]) == ("ml.c5.xlarge", 3)
@@ -405,9 +412,7 @@ def test_batch_payload_times_concurrency_over_the_limit_is_a_clear_error(tmp_pat
         load_config("sandbox", config_dir=tmp_path)
 
 
-def test_autoscaling_can_be_switched_off_for_an_instance_type_change(tmp_path):
+def test_autoscaling_can_be_switched_off_for_an_instance_type_change(custom):
     # Application Auto Scaling rejects an instance-type change of a registered variant.
-    stage = stage_with(tmp_path, "{realtime: {scaling: {enabled: false}}}")
-    template = Template.from_stack(stage.serving).to_json()
-    targets = [t["Properties"]["ResourceId"] for t in resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget").values()]
+    targets = [t["Properties"]["ResourceId"] for t in resources_of(custom, "AWS::ApplicationAutoScaling::ScalableTarget").values()]
     assert sorted(targets) == ["endpoint/mlp-sandbox-async/variant/AllTraffic", "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"]
