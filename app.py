@@ -51,6 +51,11 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
         recorded = read_recorded({key: app.node.try_get_context(key)}, config.name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if recorded and config.region and recorded["arn"].split(":")[3] != config.region:
+        raise ConfigError(
+            f"context key '{key}': package {recorded['arn']} is in region {recorded['arn'].split(':')[3]}, "
+            f"environment '{config.name}' in {config.region}; allowed: a package of the environment's region"
+        )
     package = (
         ApprovedPackage(
             arn=recorded["arn"],
@@ -65,7 +70,7 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
     if stage.serving_skipped:
         hint = "" if not config.serving.enabled else f"; after approving one, run `make approved-model ENV={config.name}`"
         print(f"serving: no endpoints in '{config.name}': {stage.serving_skipped} (context key '{key}'){hint}", file=sys.stderr)
-    if stage.monitoring.model_monitor_without_baseline:
+    if stage.serving is not None and stage.serving.model_monitor_without_baseline:
         print(
             f"monitoring: the Model Monitor schedule of '{config.name}' has no baseline: package version "
             f"{package.version} was registered without one (set monitoring.model_monitor.enabled, retrain, approve, "

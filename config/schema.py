@@ -269,6 +269,21 @@ def _check_instance_type(value: str) -> str:
     return value
 
 
+# Families with local NVMe instance storage: SageMaker refuses a volume KMS key for them.
+INSTANCE_STORAGE_FAMILY = re.compile(r"^(\w+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|trn1)$")
+
+
+def _check_volume_encryptable(value: str) -> str:
+    """An instance type whose storage volume takes the platform's KMS key (no local NVMe storage)."""
+    _check_instance_type(value)
+    if INSTANCE_STORAGE_FAMILY.match(value.split(".")[1]):
+        raise ValueError(
+            f"{value!r} has local NVMe instance storage, which takes no customer-managed KMS key; "
+            "allowed: instance types with EBS storage, such as 'ml.m5.large' or 'ml.c5.xlarge'"
+        )
+    return value
+
+
 class TuningConfig(StrictModel):
     """Hyperparameter tuning (Bayesian, objective validation:accuracy) instead of one training job."""
 
@@ -517,11 +532,13 @@ class RolloutConfig(StrictModel):
     ``canary``: ``canary_percent`` of the capacity first, then the rest; ``linear``: steps of
     ``linear_step_percent``; ``all_at_once``: everything, then a bake period. Each step waits
     ``wait_seconds``; any rollback alarm in ALARM meanwhile sends all traffic back to the old fleet.
+    SageMaker sizes canary and linear steps at most half the variant's instances, so they need
+    at least two instances at all times (``scaling.min_capacity >= 2``).
     """
 
-    mode: Literal["canary", "linear", "all_at_once"] = "canary"
+    mode: Literal["canary", "linear", "all_at_once"] = "all_at_once"
     canary_percent: int = Field(default=10, ge=1, le=50)
-    linear_step_percent: int = Field(default=20, ge=5, le=50)
+    linear_step_percent: int = Field(default=20, ge=10, le=50)
     wait_seconds: int = Field(default=300, ge=0, le=3600)
     # How long the old fleet stays after the shift (instant rollback still possible).
     termination_wait_seconds: int = Field(default=120, ge=0, le=3600)
@@ -529,6 +546,22 @@ class RolloutConfig(StrictModel):
     # Rollback alarms: server errors per minute, and p99 model latency.
     max_5xx_errors_per_minute: int = Field(default=5, ge=1, le=100_000)
     max_model_latency_ms: int = Field(default=1000, ge=1, le=3_600_000)
+
+    @property
+    def shift_steps(self) -> int:
+        """Traffic shifts in one update, each followed by ``wait_seconds``."""
+        return {"canary": 2, "linear": -(-100 // self.linear_step_percent), "all_at_once": 1}[self.mode]
+
+    @model_validator(mode="after")
+    def _timeout(self) -> RolloutConfig:
+        needed = self.shift_steps * self.wait_seconds + self.termination_wait_seconds
+        if needed >= self.max_execution_seconds:
+            raise KeyedError(
+                "max_execution_seconds",
+                f"{self.max_execution_seconds} s is not longer than the update's waits ({self.shift_steps} x wait_seconds="
+                f"{self.wait_seconds} + termination_wait_seconds={self.termination_wait_seconds} = {needed} s); allowed: more than {needed}",
+            )
+        return self
 
 
 class _EndpointBase(StrictModel):
@@ -548,9 +581,16 @@ class _EndpointBase(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+        return _check_volume_encryptable(value)
 
     def _check_capacity(self, *, allow_zero: bool) -> None:
+        if self.rollout.mode != "all_at_once" and min(self.scaling.min_capacity, self.initial_instance_count) < 2:
+            raise KeyedError(
+                "rollout.mode",
+                f"{self.rollout.mode!r} needs at least 2 instances at all times (scaling.min_capacity="
+                f"{self.scaling.min_capacity}, initial_instance_count={self.initial_instance_count}); "
+                "allowed: 'all_at_once', or min_capacity and initial_instance_count of 2 or more",
+            )
         if not allow_zero and self.scaling.min_capacity < 1:
             raise KeyedError("scaling.min_capacity", f"{self.scaling.min_capacity} instances; allowed: at least 1 (this endpoint cannot scale to zero)")
         if not self.scaling.min_capacity <= self.initial_instance_count <= self.scaling.max_capacity:
@@ -631,7 +671,7 @@ class BatchScoringConfig(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+        return _check_volume_encryptable(value)
 
     @field_validator("schedule")
     @classmethod
@@ -824,6 +864,13 @@ class PlatformConfig(StrictModel):
                 "pipeline.registry_shared_with_accounts",
                 f"lists the environment's own account {self.account}; allowed: other accounts only",
             )
+        realtime = self.serving.realtime
+        if not (self.serving.enabled and realtime.enabled and realtime.data_capture_percentage > 0):
+            for key, on in (("monitoring.retrain_on_drift", self.monitoring.retrain_on_drift),
+                            ("monitoring.model_monitor.enabled", self.monitoring.model_monitor.enabled)):  # fmt: skip
+                if on:
+                    raise KeyedError(key, "is true but the real-time endpoint captures no traffic; allowed: true only with "
+                                     "serving.realtime enabled and data_capture_percentage above 0")
         if self.monitoring.retrain_on_drift and not self.monitoring.drift_check.enabled:
             raise KeyedError("monitoring.retrain_on_drift", "is true but monitoring.drift_check.enabled is false; allowed: retraining on drift needs the drift check")
         existing = self.network.existing_vpc

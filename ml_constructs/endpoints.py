@@ -291,7 +291,7 @@ class GuardedEndpoint(Construct):
     def metric_server_errors(self) -> cloudwatch.Metric:
         """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response)."""
         if self.is_async:
-            return self.metric("InvocationFailures", per_variant=False)
+            return self.metric("InvocationFailures")
         return self.metric("Invocation5XXErrors")
 
     def metric_model_latency(self, *, statistic: str = "p99") -> cloudwatch.Metric:

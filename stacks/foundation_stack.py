@@ -79,6 +79,10 @@ class FoundationStack(cdk.Stack):
         self.studio_key = key("StudioKey", "studio", "Studio home file system and app volumes")
         # Whoever deploys the Studio domain (CloudFormation's role) has SageMaker, EFS and EC2 use the key.
         self.studio_key.allow_use_via_services_for_account(["sagemaker", "elasticfilesystem", "ec2"])
+        # CreateEndpoint checks the caller (CloudFormation's role) may have SageMaker use the endpoint
+        # configuration's keys: the models key for instance volumes, the data key for captured and async data.
+        self.models_key.allow_use_via_services_for_account(["sagemaker"])
+        self.data_key.allow_use_via_services_for_account(["sagemaker"])
 
         def bucket(id_: str, encryption_key: PlatformKey) -> SecureBucket:
             return SecureBucket(
@@ -139,7 +143,7 @@ class FoundationStack(cdk.Stack):
         # batch requests and write their results, run inside the VPC.
         self.model_artifacts_prefix = f"{resource_prefix}-model-build/*/model/"
         self.model_bucket.grant_read(self.model_role, prefix=self.model_artifacts_prefix)
-        self.capture_bucket.grant_write(self.model_role)
+        self.capture_bucket.grant_write(self.model_role, prefix=CAPTURE_PREFIX)
         self.data_bucket.grant_read(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}input/")
         self.data_bucket.grant_write(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}output/")
         self.data_bucket.grant_write(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}failures/")

@@ -9,18 +9,17 @@ import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from config.schema import MonitoringConfig
-from ml_constructs.endpoints import GuardedEndpoint, content_name
+from ml_constructs.endpoints import GuardedEndpoint
 from ml_constructs.monitoring import AlarmSet, PlatformDashboard, pipeline_metric, vcpus_of
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
-from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
+from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.drift_check_definition import cached_drift_definition
-from stacks.foundation_stack import MODEL_MONITOR_REPORTS_PREFIX, SKLEARN_VERSION, FoundationStack
+from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
 from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT, STEPS_DIR, ModelBuildStack
 from stacks.serving_stack import ServingStack
 
@@ -30,9 +29,6 @@ LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 BREACHING = cloudwatch.TreatMissingData.BREACHING
 # Endpoints whose requests are captured (and so checked for drift).
 CAPTURED_ENDPOINTS = ("realtime", "async")
-# Model Monitor's hourly schedule (its own cron dialect); a run must end within the hour.
-MODEL_MONITOR_SCHEDULE = "cron(0 * ? * * *)"
-MODEL_MONITOR_MAX_RUNTIME_SECONDS = 3300
 
 
 class MonitoringStack(cdk.Stack):
@@ -65,7 +61,6 @@ class MonitoringStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         self.settings = settings
-        self.model_monitor_without_baseline = False
         if serving is not None:
             self.node.add_dependency(serving)  # alarms and schedules name its endpoints
         self.topic = NotificationTopic(
@@ -93,9 +88,6 @@ class MonitoringStack(cdk.Stack):
             pipelines.append(self.drift_check.pipeline_name)
             if settings.retrain_on_drift and "realtime" in captured:
                 self._retrain_on_drift(model_build, foundation)
-        self.model_monitor_schedules: dict[str, sagemaker.CfnMonitoringSchedule] = {}
-        if settings.model_monitor.enabled and "realtime" in captured:
-            self.model_monitor_schedules["realtime"] = self._model_monitor(network, foundation, serving, captured["realtime"])
         for pipeline_name in pipelines:
             self._watch_pipeline(pipeline_name)
 
@@ -139,7 +131,7 @@ class MonitoringStack(cdk.Stack):
                 description=f"{endpoint.endpoint_name}: asynchronous invocations failed in 3 of 5 minutes",
                 metric=endpoint.metric_server_errors(), threshold=1, evaluation_periods=5, datapoints_to_alarm=3,
             )  # fmt: skip
-            traffic = endpoint.metric("InvocationsProcesssed", per_variant=False)  # sic: SageMaker's metric name
+            traffic = endpoint.metric("InvocationsProcesssed")  # sic: SageMaker's metric name
         else:
             rates = {
                 "5xx": (endpoint.metric_server_errors(), thresholds.server_error_rate_percent),
@@ -292,86 +284,6 @@ class MonitoringStack(cdk.Stack):
             role=foundation.scheduler_role.role,
             description=f"{alarm.alarm_name} in ALARM: retrain with {model_build.pipeline.pipeline_name}",
         )
-
-    # -- Model Monitor (accounts that still have it) ------------------------------------------------
-
-    def _model_monitor(
-        self, network: PrivateNetwork, foundation: FoundationStack, serving: ServingStack, endpoint: GuardedEndpoint
-    ) -> sagemaker.CfnMonitoringSchedule:
-        """An hourly data-quality schedule on ``endpoint``, against the package's registered baseline."""
-        package = serving.package
-        baseline = None
-        if package.data_quality_statistics and package.data_quality_constraints:
-            baseline = sagemaker.CfnDataQualityJobDefinition.DataQualityBaselineConfigProperty(
-                statistics_resource=sagemaker.CfnDataQualityJobDefinition.StatisticsResourceProperty(s3_uri=package.data_quality_statistics),
-                constraints_resource=sagemaker.CfnDataQualityJobDefinition.ConstraintsResourceProperty(s3_uri=package.data_quality_constraints),
-            )
-        job = sagemaker.CfnDataQualityJobDefinition(
-            self,
-            "DataQualityJob",
-            role_arn=foundation.monitoring_role.role_arn,
-            data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
-                image_uri=model_monitor_image_uri(self),
-                # Without this Model Monitor computes violations but publishes no CloudWatch metrics.
-                environment={"publish_cloudwatch_metrics": "Enabled"},
-            ),
-            data_quality_baseline_config=baseline,
-            data_quality_job_input=sagemaker.CfnDataQualityJobDefinition.DataQualityJobInputProperty(
-                endpoint_input=sagemaker.CfnDataQualityJobDefinition.EndpointInputProperty(
-                    endpoint_name=endpoint.endpoint_name,
-                    local_path="/opt/ml/processing/input/endpoint",
-                    s3_input_mode="File",
-                    s3_data_distribution_type="FullyReplicated",
-                )
-            ),
-            data_quality_job_output_config=sagemaker.CfnDataQualityJobDefinition.MonitoringOutputConfigProperty(
-                kms_key_id=foundation.data_key.key_arn,
-                monitoring_outputs=[
-                    sagemaker.CfnDataQualityJobDefinition.MonitoringOutputProperty(
-                        s3_output=sagemaker.CfnDataQualityJobDefinition.S3OutputProperty(
-                            local_path="/opt/ml/processing/output",
-                            s3_uri=foundation.reports_bucket.s3_url(f"{MODEL_MONITOR_REPORTS_PREFIX}{endpoint.endpoint_name}"),
-                            s3_upload_mode="EndOfJob",
-                        )
-                    )
-                ],
-            ),
-            job_resources=sagemaker.CfnDataQualityJobDefinition.MonitoringResourcesProperty(
-                cluster_config=sagemaker.CfnDataQualityJobDefinition.ClusterConfigProperty(
-                    instance_count=1,
-                    instance_type=self.settings.model_monitor.instance_type,
-                    volume_size_in_gb=20,
-                    volume_kms_key_id=foundation.models_key.key_arn,
-                )
-            ),
-            network_config=sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
-                enable_inter_container_traffic_encryption=True,
-                enable_network_isolation=False,  # it publishes CloudWatch metrics
-                vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
-                    subnets=network.workload_subnets.subnet_ids,
-                    security_group_ids=[network.workload_security_group.security_group_id],
-                ),
-            ),
-            stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(
-                max_runtime_in_seconds=MODEL_MONITOR_MAX_RUNTIME_SECONDS
-            ),
-        )
-        # Every property change replaces a job definition: a content-derived name never collides.
-        job.job_definition_name = content_name(job, f"{endpoint.endpoint_name}-data-quality")
-        schedule = sagemaker.CfnMonitoringSchedule(
-            self,
-            "DataQualitySchedule",
-            monitoring_schedule_name=f"{endpoint.endpoint_name}-data-quality",
-            endpoint_name=endpoint.endpoint_name,
-            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
-                monitoring_job_definition_name=job.job_definition_name,
-                monitoring_type="DataQuality",
-                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=MODEL_MONITOR_SCHEDULE),
-            ),
-        )
-        schedule.node.add_dependency(job)  # named by a plain string, not a reference
-        self.model_monitor_without_baseline = baseline is None
-        return schedule
 
     # -- pipelines -------------------------------------------------------------------------------
 

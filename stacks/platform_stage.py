@@ -102,6 +102,7 @@ class PlatformStage(cdk.Stage):
                 package=approved_package,
                 resource_prefix=prefix,
                 removal_policy=removal,
+                model_monitor=config.monitoring.model_monitor,
                 description=f"ML platform {config.name}: endpoints and batch scoring for model package version {approved_package.version}",
             )
 

@@ -6,25 +6,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from config.schema import ServingConfig
+from config.schema import ModelMonitorConfig, ServingConfig
 from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout, Scaling
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
-from ml_constructs.sagemaker_pipeline import framework_image_uri
-from ml_constructs.sagemaker_pipeline import SageMakerPipeline
+from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
+from ml_constructs.step_code import StepCode
 from stacks.batch_scoring_definition import cached_batch_definition
-from stacks.foundation_stack import ASYNC_INFERENCE_PREFIX, BATCH_SCORING_PREFIX, CAPTURE_PREFIX, SKLEARN_VERSION, FoundationStack
-from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT
+from stacks.foundation_stack import (
+    ASYNC_INFERENCE_PREFIX,
+    BATCH_SCORING_PREFIX,
+    CAPTURE_PREFIX,
+    MODEL_MONITOR_REPORTS_PREFIX,
+    SKLEARN_VERSION,
+    FoundationStack,
+)
+from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT, STEPS_DIR
 
-# The multi-model container loads each archive's code/inference.py (train.py puts it there).
-MULTI_MODEL_ENVIRONMENT = {
-    "SAGEMAKER_PROGRAM": "inference.py",
-    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-}
+# The multi-model container imports its handlers once, at start, before any archive is loaded:
+# from SAGEMAKER_SUBMIT_DIRECTORY, the handlers' own tarball in S3 (they serve every archive).
+MULTI_MODEL_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_CONTAINER_LOG_LEVEL": "20"}
+# Model Monitor's hourly schedule (its own cron dialect); a run must end within the hour.
+MODEL_MONITOR_SCHEDULE = "cron(0 * ? * * *)"
+MODEL_MONITOR_MAX_RUNTIME_SECONDS = 3300
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class ServingStack(cdk.Stack):
     :param package: the approved model package version to serve.
     :param resource_prefix: ``mlp-<env>``; endpoints default to ``<prefix>-realtime|multi-model|async``.
     :param removal_policy: for the notification key. Default: ``RETAIN``.
+    :param model_monitor: add a Model Monitor data-quality schedule on the real-time endpoint.
+        Default: none.
     """
 
     def __init__(
@@ -60,10 +70,13 @@ class ServingStack(cdk.Stack):
         package: ApprovedPackage,
         resource_prefix: str,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        model_monitor: ModelMonitorConfig | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         self.package = package
+        self.model_monitor_without_baseline = False
+        self.model_monitor_schedule: sagemaker.CfnMonitoringSchedule | None = None
         self._parameter_root = f"/{resource_prefix}/serving"
         self.endpoints: dict[str, GuardedEndpoint] = {}
         # Grants below become policies of this stack: the foundation must not depend on it.
@@ -100,9 +113,14 @@ class ServingStack(cdk.Stack):
             if realtime.scaling.enabled:
                 endpoint.scale_on_invocations(Scaling(**realtime.scaling.model_dump(exclude={"enabled"})), target_per_instance=realtime.target_invocations_per_instance)
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
+            if model_monitor is not None and model_monitor.enabled and endpoint.captures:
+                self.model_monitor_schedule = self._model_monitor(network, foundation, endpoint, model_monitor.instance_type)
 
         multi = settings.multi_model
         if multi.enabled:
+            handlers = StepCode(self, "MultiModelHandlers", scripts={}, source_files=[STEPS_DIR / "inference.py"])
+            handlers.grant_read(foundation.multi_model_role.imported_into(self, "MultiModelRole"))
+            tarball = handlers.source_tarball
             self.multi_model = EndpointModel(
                 self,
                 "MultiModel",
@@ -111,7 +129,12 @@ class ServingStack(cdk.Stack):
                 network=network,
                 image_uri=framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
                 model_data_url=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
-                environment=MULTI_MODEL_ENVIRONMENT,
+                environment={
+                    **MULTI_MODEL_ENVIRONMENT,
+                    "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{tarball.s3_bucket_name}/{tarball.s3_object_key}",
+                },
+                # The container downloads its handlers itself (through the VPC's S3 gateway endpoint).
+                network_isolation=False,
             )
             endpoint = GuardedEndpoint(
                 self,
@@ -236,3 +259,88 @@ class ServingStack(cdk.Stack):
             description="Headerless CSV files to score (raw features in training order, no target)",
         )  # fmt: skip
         return pipeline
+
+    # -- Model Monitor (accounts that still have it) ------------------------------------------------
+
+    def _model_monitor(
+        self, network: PrivateNetwork, foundation: FoundationStack, endpoint: GuardedEndpoint, instance_type: str
+    ) -> sagemaker.CfnMonitoringSchedule:
+        """An hourly data-quality schedule on ``endpoint``, against the package's registered baseline.
+
+        Here, not in the monitoring stack: SageMaker refuses to delete an endpoint that still has a
+        schedule, and within one stack CloudFormation deletes the schedule first.
+        """
+        package = self.package
+        baseline = None
+        if package.data_quality_statistics and package.data_quality_constraints:
+            baseline = sagemaker.CfnDataQualityJobDefinition.DataQualityBaselineConfigProperty(
+                statistics_resource=sagemaker.CfnDataQualityJobDefinition.StatisticsResourceProperty(s3_uri=package.data_quality_statistics),
+                constraints_resource=sagemaker.CfnDataQualityJobDefinition.ConstraintsResourceProperty(s3_uri=package.data_quality_constraints),
+            )
+        job = sagemaker.CfnDataQualityJobDefinition(
+            self,
+            "DataQualityJob",
+            role_arn=foundation.monitoring_role.role_arn,
+            data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
+                image_uri=model_monitor_image_uri(self),
+                # Without this Model Monitor computes violations but publishes no CloudWatch metrics.
+                environment={"publish_cloudwatch_metrics": "Enabled"},
+            ),
+            data_quality_baseline_config=baseline,
+            data_quality_job_input=sagemaker.CfnDataQualityJobDefinition.DataQualityJobInputProperty(
+                endpoint_input=sagemaker.CfnDataQualityJobDefinition.EndpointInputProperty(
+                    endpoint_name=endpoint.endpoint_name,
+                    local_path="/opt/ml/processing/input/endpoint",
+                    s3_input_mode="File",
+                    s3_data_distribution_type="FullyReplicated",
+                )
+            ),
+            data_quality_job_output_config=sagemaker.CfnDataQualityJobDefinition.MonitoringOutputConfigProperty(
+                kms_key_id=foundation.data_key.key_arn,
+                monitoring_outputs=[
+                    sagemaker.CfnDataQualityJobDefinition.MonitoringOutputProperty(
+                        s3_output=sagemaker.CfnDataQualityJobDefinition.S3OutputProperty(
+                            local_path="/opt/ml/processing/output",
+                            s3_uri=foundation.reports_bucket.s3_url(f"{MODEL_MONITOR_REPORTS_PREFIX}{endpoint.endpoint_name}"),
+                            s3_upload_mode="EndOfJob",
+                        )
+                    )
+                ],
+            ),
+            job_resources=sagemaker.CfnDataQualityJobDefinition.MonitoringResourcesProperty(
+                cluster_config=sagemaker.CfnDataQualityJobDefinition.ClusterConfigProperty(
+                    instance_count=1,
+                    instance_type=instance_type,
+                    volume_size_in_gb=20,
+                    volume_kms_key_id=foundation.models_key.key_arn,
+                )
+            ),
+            network_config=sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
+                enable_inter_container_traffic_encryption=True,
+                enable_network_isolation=False,  # it publishes CloudWatch metrics
+                vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
+                    subnets=network.workload_subnets.subnet_ids,
+                    security_group_ids=[network.workload_security_group.security_group_id],
+                ),
+            ),
+            stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(
+                max_runtime_in_seconds=MODEL_MONITOR_MAX_RUNTIME_SECONDS
+            ),
+        )
+        # Every change, tags included, replaces a job definition: CloudFormation names it, and the
+        # schedule reads the name from its ARN (.../data-quality-job-definition/<name>).
+        job_name = cdk.Fn.select(1, cdk.Fn.split("/", job.attr_job_definition_arn))
+        schedule = sagemaker.CfnMonitoringSchedule(
+            self,
+            "DataQualitySchedule",
+            monitoring_schedule_name=f"{endpoint.endpoint_name[:50]}-data-quality",
+            endpoint_name=endpoint.endpoint_name,
+            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+                monitoring_job_definition_name=job_name,
+                monitoring_type="DataQuality",
+                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(schedule_expression=MODEL_MONITOR_SCHEDULE),
+            ),
+        )
+        schedule.node.add_dependency(endpoint.resource)
+        self.model_monitor_without_baseline = baseline is None
+        return schedule

@@ -83,10 +83,21 @@ def test_key_policies_name_exactly_the_roles_that_use_them(sandbox):
     assert key_users(t, "StudioKey") == studio
 
 
-def test_kms_grants_are_only_for_aws_resources(sandbox):
-    for statement in key_policy(sandbox.template_json("Foundation"), "ModelsKey"):
+@pytest.mark.parametrize("key", ["ModelsKey", "DataKey"])
+def test_kms_grants_are_only_for_aws_resources(sandbox, key):
+    via_service = 0
+    for statement in key_policy(sandbox.template_json("Foundation"), key):
         if "kms:CreateGrant" in as_list(statement["Action"]):
-            assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+            assert statement["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+            if statement.get("Sid") == "AccountGrantsViaServices":
+                # CreateEndpoint needs its caller (CloudFormation's role) to have SageMaker use the key: only that.
+                via_service += 1
+                assert statement["Condition"]["StringEquals"] == {"kms:CallerAccount": {"Ref": "AWS::AccountId"}}
+                services = statement["Condition"]["ForAnyValue:StringEquals"]["kms:ViaService"]
+                assert [s["Fn::Join"][1][0] for s in services] == ["sagemaker."]
+            else:
+                assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert via_service == 1
 
 
 # --- buckets ----------------------------------------------------------------------------------------
@@ -318,7 +329,7 @@ def test_model_role_writes_capture_and_results_and_reads_artifacts_and_requests_
         return json.dumps(resource, sort_keys=True)
 
     assert sorted(map(key, allowed(statements, "s3:PutObject"))) == sorted(map(key, [
-        bucket_arn(t, "CaptureBucket", objects=True),
+        objects("CaptureBucket", "data-capture/"),
         objects("DataBucket", "async-inference/output/"),
         objects("DataBucket", "async-inference/failures/"),
         objects("DataBucket", "batch-scoring/output/"),

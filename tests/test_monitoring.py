@@ -353,8 +353,11 @@ def model_monitor_stage(tmp_path_factory) -> PlatformStage:
     return PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "S", config=config, approved_package=BASELINED)
 
 
-def test_model_monitor_is_off_by_default(t, serving):
-    assert not resources_of(t, "AWS::SageMaker::MonitoringSchedule") and not resources_of(t, "AWS::SageMaker::DataQualityJobDefinition")
+def test_model_monitor_is_off_by_default(serving):
+    for stack_id in ("Serving", "Monitoring"):
+        template = serving.template_json(stack_id)
+        assert not resources_of(template, "AWS::SageMaker::MonitoringSchedule")
+        assert not resources_of(template, "AWS::SageMaker::DataQualityJobDefinition")
     definition = json.loads(resource_body(serving.template_json("ModelBuild")))
     assert "DataQualityBaseline" not in [step["Name"] for step in definition["Steps"]]
 
@@ -365,7 +368,8 @@ def resource_body(model_build: dict) -> str:
 
 
 def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_with_kms(model_monitor_stage):
-    template = Template.from_stack(model_monitor_stage.monitoring).to_json()
+    # In the Serving stack: SageMaker refuses to delete an endpoint that still has a schedule.
+    template = Template.from_stack(model_monitor_stage.serving).to_json()
     ((job_id, job),) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").items()
     props = job["Properties"]
     app = props["DataQualityAppSpecification"]
@@ -388,8 +392,13 @@ def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_
     ((_, schedule),) = resources_of(template, "AWS::SageMaker::MonitoringSchedule").items()
     config = schedule["Properties"]["MonitoringScheduleConfig"]
     assert config["ScheduleConfig"] == {"ScheduleExpression": "cron(0 * ? * * *)"}
-    assert (config["MonitoringType"], config["MonitoringJobDefinitionName"]) == ("DataQuality", props["JobDefinitionName"])
-    assert schedule["Properties"]["EndpointName"] == "mlp-sandbox-realtime" and job_id in schedule["DependsOn"]
+    # CloudFormation names the job definition (every change, tags included, replaces it); the name is the ARN's last part.
+    assert "JobDefinitionName" not in props
+    assert config["MonitoringType"] == "DataQuality"
+    assert config["MonitoringJobDefinitionName"] == {"Fn::Select": [1, {"Fn::Split": ["/", {"Fn::GetAtt": [job_id, "JobDefinitionArn"]}]}]}
+    assert schedule["Properties"]["MonitoringScheduleName"] == "mlp-sandbox-realtime-data-quality"
+    assert schedule["Properties"]["EndpointName"] == "mlp-sandbox-realtime"
+    assert logical_id(template, "AWS::SageMaker::Endpoint", "RealtimeEndpoint") in schedule["DependsOn"]
 
 
 def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_monitor_stage):
@@ -417,7 +426,7 @@ def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so
     (tmp_path / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
     app = make_app(outdir=str(tmp_path / "out"), context={**cdk_json_context(recorded=False), **approved_context()})
     stage = build_app(app, config_dir=tmp_path)
-    template = Template.from_stack(stage.monitoring).to_json()
+    template = Template.from_stack(stage.serving).to_json()
     (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
     assert "DataQualityBaselineConfig" not in job["Properties"]
     assert "monitoring: the Model Monitor schedule of 'sandbox' has no baseline" in capsys.readouterr().err
@@ -425,7 +434,7 @@ def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so
 
 def test_account_bound_environment_with_model_monitor_synthesizes_its_schedule(model_monitor):
     # This synth also runs cdk-nag and cfn-lint (tests/test_app.py) over the Model Monitor resources.
-    template = model_monitor.template_json("Monitoring")
+    template = model_monitor.template_json("Serving")
     (schedule,) = resources_of(template, "AWS::SageMaker::MonitoringSchedule").values()
     assert schedule["Properties"]["EndpointName"] == "mlp-dev-realtime"
     (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()

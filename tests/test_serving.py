@@ -45,8 +45,10 @@ def stage_with(tmp_path: Path, serving_yaml: str = "{}", package: ApprovedPackag
 
 # One customised configuration covers every non-default setting the tests below check (one build).
 CUSTOM_SERVING = (
-    "{realtime: {rollout: {mode: linear, linear_step_percent: 25, wait_seconds: 120}, scaling: {enabled: false}},"
-    " multi_model: {rollout: {mode: all_at_once, wait_seconds: 600}},"
+    "{realtime: {rollout: {mode: linear, linear_step_percent: 25, wait_seconds: 120}, initial_instance_count: 2,"
+    " scaling: {enabled: false, min_capacity: 2}},"
+    " multi_model: {rollout: {mode: canary, canary_percent: 20, wait_seconds: 600}, initial_instance_count: 2,"
+    " scaling: {min_capacity: 2}},"
     " asynchronous: {scaling: {min_capacity: 0, max_capacity: 3}},"
     " batch: {instance_type: ml.c5.xlarge, instance_count: 3, max_payload_mb: 10, max_concurrent_transforms: 4,"
     " schedule: 'cron(0 2 * * ? *)'}}"
@@ -76,6 +78,13 @@ def test_without_an_approved_package_there_is_no_serving_stack_and_one_line_says
 def test_a_malformed_recorded_package_is_a_clear_error_naming_the_context_key(tmp_path):
     context = {**cdk_json_context(recorded=False), "ml-platform:sandbox:approved-model-package": {"arn": "model-12"}}
     with pytest.raises(ConfigError, match=r"context key 'ml-platform:sandbox:approved-model-package' is malformed"):
+        build_app(make_app(outdir=str(tmp_path), context=context))
+
+
+def test_a_package_from_another_region_is_a_clear_error(tmp_path):
+    package = {**APPROVED_PACKAGE, "arn": APPROVED_PACKAGE["arn"].replace("eu-west-1", "us-east-1").replace("sandbox", "dev"), "group": "mlp-dev-models"}
+    context = {**cdk_json_context(recorded=False), "env": "dev", "ml-platform:dev:approved-model-package": package}
+    with pytest.raises(ConfigError, match=r"is in region us-east-1, environment 'dev' in eu-west-1"):
         build_app(make_app(outdir=str(tmp_path), context=context))
 
 
@@ -127,12 +136,13 @@ def test_endpoint_has_a_stable_name_published_as_output_and_parameter(serving, t
     assert t["Outputs"]["RealtimeEndpointName"]["Value"] == "mlp-sandbox-realtime"
 
 
-def test_updates_are_blue_green_canary_with_alarm_rollback_and_retained_variant_properties(t):
+def test_updates_are_blue_green_with_a_bake_period_alarm_rollback_and_retained_variant_properties(t):
     endpoint = resource(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
     assert endpoint["RetainAllVariantProperties"] is True
     policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    # One instance by default: SageMaker's canary and linear steps need at least two, so all at once, then bake.
     assert policy == {
-        "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 300},
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300},
         "TerminationWaitInSeconds": 120,
         "MaximumExecutionTimeoutInSeconds": 3600,
     }
@@ -155,7 +165,7 @@ def test_updates_are_blue_green_canary_with_alarm_rollback_and_retained_variant_
     [
         ("RealtimeEndpoint",
          {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}, "WaitIntervalInSeconds": 120}),
-        ("MultiModelEndpoint", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}),
+        ("MultiModelEndpoint", {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}, "WaitIntervalInSeconds": 600}),
     ],
 )  # fmt: skip
 def test_rollout_mode_comes_from_config(custom, endpoint_id, expected):
@@ -192,7 +202,7 @@ def test_names_change_only_when_content_changes(tmp_path):
     base = names("{}")
     assert names("{}") == base  # same content, same names
     # Config-only changes that do not touch the model or its endpoint configuration keep every name.
-    assert names("{realtime: {scaling: {max_capacity: 9}, rollout: {mode: linear}}}") == base
+    assert names("{realtime: {scaling: {max_capacity: 9}, rollout: {wait_seconds: 120}}}") == base
     # A different instance type is a new endpoint configuration; the model and endpoint names stay.
     model, config, endpoint = names("{realtime: {instance_type: ml.c5.xlarge}}")
     assert (model, endpoint) == base[::2] and config != base[1]
@@ -227,13 +237,20 @@ def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
     assert url[0] == "s3://" and "ModelBucket" in output_of(url[1]) and url[2] == "/multi-model/"
     assert container["Image"]["Fn::Join"][1][-1] == "/sagemaker-scikit-learn:1.2-1-cpu-py3"
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    # The container imports its handlers at start, before any archive is loaded: from their own tarball in S3.
+    submit = container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]["Fn::Join"][1]
+    assert submit[0] == "s3://" and submit[-1].endswith(".gz")
     assert output_of(model["ExecutionRoleArn"]).startswith("PublishOutputFnGetAttMultiModelRole")
-    assert model["EnableNetworkIsolation"] is True and len(model["VpcConfig"]["Subnets"]) == 2
+    # ...so it needs the network (in the VPC, through the S3 gateway endpoint).
+    assert model["EnableNetworkIsolation"] is False and len(model["VpcConfig"]["Subnets"]) == 2
+    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "MultiModelRole" in p["Properties"]["PolicyName"]]
+    reads = [r for st in policy["PolicyDocument"]["Statement"] if st["Action"] == "s3:GetObject" for r in as_list(st["Resource"])]
+    assert len(reads) == 1 and submit[-1] in json.dumps(reads[0])  # the handlers' tarball, nothing else
     config = resource(t, "AWS::SageMaker::EndpointConfig", "MultiModelEndpointConfig")
     assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"]
     endpoint = resource(t, "AWS::SageMaker::Endpoint", "MultiModelEndpoint")
     assert endpoint["EndpointName"] == "mlp-sandbox-multi-model"
-    assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
     target = resource(t, "AWS::ApplicationAutoScaling::ScalableTarget", "MultiModelEndpointScalableTarget")
     assert target["ResourceId"] == "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"
 
@@ -287,7 +304,7 @@ def test_async_results_go_to_s3_encrypted_and_notices_to_an_encrypted_topic(t):
 
 def test_model_role_may_publish_async_notices_and_use_the_topic_key(t):
     topic_id = logical_id(t, "AWS::SNS::Topic", "AsyncNotifications")
-    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "ModelRole" in p["Properties"]["PolicyName"]]
+    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "ServingModelRole" in p["Properties"]["PolicyName"]]
     assert "ModelExecutionRole" in output_of(policy["Roles"][0])
     statements = policy["PolicyDocument"]["Statement"]
     assert {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}} in statements
@@ -416,3 +433,26 @@ def test_autoscaling_can_be_switched_off_for_an_instance_type_change(custom):
     # Application Auto Scaling rejects an instance-type change of a registered variant.
     targets = [t["Properties"]["ResourceId"] for t in resources_of(custom, "AWS::ApplicationAutoScaling::ScalableTarget").values()]
     assert sorted(targets) == ["endpoint/mlp-sandbox-async/variant/AllTraffic", "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"]
+
+
+@pytest.mark.parametrize(
+    ("serving_yaml", "message"),
+    [
+        ("{realtime: {rollout: {mode: canary}}}",
+         "serving.realtime.rollout.mode: 'canary' needs at least 2 instances at all times (scaling.min_capacity=1, initial_instance_count=1)"),
+        ("{multi_model: {rollout: {mode: linear}, initial_instance_count: 2}}", "serving.multi_model.rollout.mode: 'linear' needs at least 2 instances"),
+        ("{realtime: {rollout: {linear_step_percent: 5}}}", "serving.realtime.rollout.linear_step_percent: got 5; allowed: a number >= 10"),
+        ("{realtime: {rollout: {wait_seconds: 3600, termination_wait_seconds: 600}}}",
+         "serving.realtime.rollout.max_execution_seconds: 3600 s is not longer than the update's waits (1 x wait_seconds=3600 + termination_wait_seconds=600 = 4200 s)"),
+        ("{realtime: {instance_type: ml.m5d.large}}", "serving.realtime.instance_type: 'ml.m5d.large' has local NVMe instance storage"),
+        ("{batch: {instance_type: ml.g4dn.xlarge}}", "serving.batch.instance_type: 'ml.g4dn.xlarge' has local NVMe instance storage"),
+    ],
+)  # fmt: skip
+def test_rollouts_and_instance_types_sagemaker_would_reject_are_clear_errors(tmp_path, serving_yaml, message):
+    assert message in config_error(tmp_path, f"serving: {serving_yaml}\n")
+
+
+@pytest.mark.parametrize("switch", ["retrain_on_drift: true", "model_monitor: {enabled: true}"])
+def test_drift_features_need_a_capturing_realtime_endpoint(tmp_path, switch):
+    message = config_error(tmp_path, f"serving: {{realtime: {{data_capture_percentage: 0}}}}\nmonitoring: {{{switch}}}\n")
+    assert "is true but the real-time endpoint captures no traffic" in message
