@@ -752,6 +752,8 @@ class AlarmThresholds(StrictModel):
     memory_utilization_percent: float = Field(default=85.0, gt=0, le=100)
     # A real-time endpoint that serves nothing this long is probably cut off from its clients; 0 = no alarm.
     invocations_absent_minutes: int = Field(default=60, ge=0, le=1440)
+    # An asynchronous request waiting longer than this in the queue means too little capacity.
+    async_oldest_request_minutes: int = Field(default=30, ge=1, le=1440)
 
     @field_validator("invocations_absent_minutes")
     @classmethod

@@ -131,6 +131,13 @@ class MonitoringStack(cdk.Stack):
                 description=f"{endpoint.endpoint_name}: asynchronous invocations failed in 3 of 5 minutes",
                 metric=endpoint.metric_server_errors(), threshold=1, evaluation_periods=5, datapoints_to_alarm=3,
             )  # fmt: skip
+            self.alarms.add(
+                f"{subject}-oldest-request-age",
+                description=f"{endpoint.endpoint_name}: a queued request has waited more than "
+                f"{thresholds.async_oldest_request_minutes} minutes for 5 minutes",
+                metric=endpoint.metric("ApproximateAgeOfOldestRequest", statistic="Maximum", per_variant=False),
+                threshold=thresholds.async_oldest_request_minutes * 60, comparison=GT, evaluation_periods=5,
+            )  # fmt: skip
             traffic = endpoint.metric("InvocationsProcesssed")  # sic: SageMaker's metric name
         else:
             rates = {

@@ -106,7 +106,7 @@ def test_alarm_names_are_stable_and_documented(t):
     assert names == sorted(
         [f"mlp-sandbox-{kind}-{what}" for kind in ("realtime", "multi-model")
          for what in ("model-latency", "cpu", "memory", "5xx-rate", "4xx-rate", "invocations-absent")]
-        + [f"mlp-sandbox-async-{what}" for what in ("model-latency", "cpu", "memory", "failed-invocations")]
+        + [f"mlp-sandbox-async-{what}" for what in ("model-latency", "cpu", "memory", "failed-invocations", "oldest-request-age")]
         + ["mlp-sandbox-model-build-failed", "mlp-sandbox-batch-scoring-failed"]
         + [f"mlp-sandbox-{kind}-{what}" for kind in ("realtime", "async") for what in ("drifted-features", "drift-no-data")]
         + ["mlp-sandbox-drift-check-failed"]
@@ -141,6 +141,12 @@ def test_latency_cpu_memory_and_absent_traffic_alarms(t):
     absent = alarms["mlp-sandbox-realtime-invocations-absent"]
     assert (absent["MetricName"], absent["Statistic"], absent["Period"], absent["EvaluationPeriods"]) == ("Invocations", "Sum", 300, 12)
     assert (absent["Threshold"], absent["ComparisonOperator"], absent["TreatMissingData"]) == (1, "LessThanThreshold", "breaching")
+
+
+def test_async_queue_age_alarm(t):
+    alarm = alarms_by_name(t)["mlp-sandbox-async-oldest-request-age"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("ApproximateAgeOfOldestRequest", "Maximum", 1800)
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "mlp-sandbox-async"}]
 
 
 def test_pipeline_failure_alarms(t):
