@@ -564,7 +564,9 @@ class RolloutConfig(StrictModel):
         return self
 
 
-class _EndpointBase(StrictModel):
+class EndpointSettings(StrictModel):
+    """What every endpoint section (realtime, multi_model, asynchronous) has in common."""
+
     enabled: bool = True
     # The stable name clients call; default ``<prefix>-<kind>``.
     endpoint_name: str | None = None
@@ -601,7 +603,7 @@ class _EndpointBase(StrictModel):
             )
 
 
-class RealtimeEndpointConfig(_EndpointBase):
+class RealtimeEndpointConfig(EndpointSettings):
     """The real-time endpoint serving the latest approved model package."""
 
     variant_name: str = "AllTraffic"
@@ -622,7 +624,7 @@ class RealtimeEndpointConfig(_EndpointBase):
         return self
 
 
-class MultiModelEndpointConfig(_EndpointBase):
+class MultiModelEndpointConfig(EndpointSettings):
     """One endpoint hosting every model archive under ``model_data_prefix`` of the models bucket."""
 
     model_data_prefix: str = "multi-model/"
@@ -639,7 +641,7 @@ class MultiModelEndpointConfig(_EndpointBase):
         return self
 
 
-class AsyncEndpointConfig(_EndpointBase):
+class AsyncEndpointConfig(EndpointSettings):
     """Asynchronous endpoint: requests and results in S3, completion notices on SNS.
 
     ``scaling.min_capacity: 0`` lets it scale to zero when the queue is empty; a request then

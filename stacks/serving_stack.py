@@ -10,8 +10,9 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from config.schema import ModelMonitorConfig, ServingConfig
+from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
 from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout, Scaling
+from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
@@ -33,6 +34,11 @@ MULTI_MODEL_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_CONTA
 # Model Monitor's hourly schedule (its own cron dialect); a run must end within the hour.
 MODEL_MONITOR_SCHEDULE = "cron(0 * ? * * *)"
 MODEL_MONITOR_MAX_RUNTIME_SECONDS = 3300
+
+
+def _scaling(settings: EndpointSettings) -> Scaling:
+    """The construct's scaling settings from an endpoint section of the config."""
+    return Scaling(**settings.scaling.model_dump(exclude={"enabled"}))
 
 
 @dataclass(frozen=True)
@@ -98,20 +104,19 @@ class ServingStack(cdk.Stack):
 
         realtime = settings.realtime
         if realtime.enabled:
-            endpoint = GuardedEndpoint(
-                self,
+            endpoint = self._endpoint(
                 "RealtimeEndpoint",
-                endpoint_name=realtime.endpoint_name or f"{resource_prefix}-realtime",
+                realtime,
+                name=realtime.endpoint_name or f"{resource_prefix}-realtime",
                 model=self.model,
-                instance_type=realtime.instance_type,
-                initial_instance_count=realtime.initial_instance_count,
-                variant_name=realtime.variant_name,
                 volume_key=foundation.models_key,
-                rollout=Rollout(**realtime.rollout.model_dump()),
-                data_capture=DataCapture(bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage),
+                variant_name=realtime.variant_name,
+                data_capture=DataCapture(
+                    bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage
+                ),
             )
             if realtime.scaling.enabled:
-                endpoint.scale_on_invocations(Scaling(**realtime.scaling.model_dump(exclude={"enabled"})), target_per_instance=realtime.target_invocations_per_instance)
+                endpoint.scale_on_invocations(_scaling(realtime), target_per_instance=realtime.target_invocations_per_instance)
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
             if model_monitor is not None and model_monitor.enabled and endpoint.captures:
                 self.model_monitor_schedule = self._model_monitor(network, foundation, endpoint, model_monitor.instance_type)
@@ -136,18 +141,15 @@ class ServingStack(cdk.Stack):
                 # The container downloads its handlers itself (through the VPC's S3 gateway endpoint).
                 network_isolation=False,
             )
-            endpoint = GuardedEndpoint(
-                self,
+            endpoint = self._endpoint(
                 "MultiModelEndpoint",
-                endpoint_name=multi.endpoint_name or f"{resource_prefix}-multi-model",
+                multi,
+                name=multi.endpoint_name or f"{resource_prefix}-multi-model",
                 model=self.multi_model,
-                instance_type=multi.instance_type,
-                initial_instance_count=multi.initial_instance_count,
                 volume_key=foundation.models_key,
-                rollout=Rollout(**multi.rollout.model_dump()),
             )
             if multi.scaling.enabled:
-                endpoint.scale_on_invocations(Scaling(**multi.scaling.model_dump(exclude={"enabled"})), target_per_instance=multi.target_invocations_per_instance)
+                endpoint.scale_on_invocations(_scaling(multi), target_per_instance=multi.target_invocations_per_instance)
             self._publish("multi-model", endpoint, "Multi-model endpoint (archives under the models bucket prefix)", invokers)
             cdk.CfnOutput(
                 self, "MultiModelDataUrl", value=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
@@ -166,16 +168,15 @@ class ServingStack(cdk.Stack):
             )
             # SageMaker publishes completion notices with the model's execution role.
             self.async_notifications.grant_publish(model_role)
-            endpoint = GuardedEndpoint(
-                self,
+            endpoint = self._endpoint(
                 "AsyncEndpoint",
-                endpoint_name=name,
+                asynchronous,
+                name=name,
                 model=self.model,
-                instance_type=asynchronous.instance_type,
-                initial_instance_count=asynchronous.initial_instance_count,
                 volume_key=foundation.models_key,
-                rollout=Rollout(**asynchronous.rollout.model_dump()),
-                data_capture=DataCapture(bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=asynchronous.data_capture_percentage),
+                data_capture=DataCapture(
+                    bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=asynchronous.data_capture_percentage
+                ),
                 async_inference=AsyncInference(
                     output_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}output/{name}"),
                     failure_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}failures/{name}"),
@@ -185,7 +186,7 @@ class ServingStack(cdk.Stack):
                 ),
             )
             if asynchronous.scaling.enabled:
-                endpoint.scale_on_backlog(Scaling(**asynchronous.scaling.model_dump(exclude={"enabled"})), target_per_instance=asynchronous.target_backlog_per_instance)
+                endpoint.scale_on_backlog(_scaling(asynchronous), target_per_instance=asynchronous.target_backlog_per_instance)
             self._publish("async", endpoint, "Asynchronous endpoint (requests and results in S3)", invokers)
             cdk.CfnOutput(
                 self, "AsyncInputUrl", value=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}input/"),
@@ -205,6 +206,22 @@ class ServingStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "ModelPackageArn", value=package.arn, description="Model package version served")
         cdk.CfnOutput(self, "ModelName", value=self.model.model_name, description="SageMaker model of that version")
+
+    def _endpoint(
+        self, id_: str, settings: EndpointSettings, *, name: str, model: EndpointModel, volume_key: PlatformKey, **options
+    ) -> GuardedEndpoint:
+        """A guarded endpoint with the instances and rollout of ``settings`` (one endpoint section of the config)."""
+        return GuardedEndpoint(
+            self,
+            id_,
+            endpoint_name=name,
+            model=model,
+            instance_type=settings.instance_type,
+            initial_instance_count=settings.initial_instance_count,
+            volume_key=volume_key,
+            rollout=Rollout(**settings.rollout.model_dump()),
+            **options,
+        )
 
     def _publish(self, kind: str, endpoint: GuardedEndpoint, what: str, invokers: list) -> None:
         """Output and SSM parameter with the endpoint's stable name; Studio users may invoke it."""
