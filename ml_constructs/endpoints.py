@@ -21,6 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from config.schema import RolloutConfig, ScalingConfig
 from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
@@ -46,39 +47,6 @@ def content_name(resource: cdk.CfnResource, prefix: str) -> str:
     digest = hashlib.sha256(rendered.encode()).hexdigest()[:NAME_HASH_LENGTH]
     head = prefix[: MAX_NAME_LENGTH - NAME_HASH_LENGTH - 1].rstrip("-")
     return f"{head}-{digest}"
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """Blue/green update of an endpoint: how traffic shifts, and when it rolls back.
-
-    :param mode: ``canary`` (``canary_percent`` first, then the rest), ``linear`` (steps of
-        ``linear_step_percent``) or ``all_at_once``.
-    :param wait_seconds: bake time after each shift, watched by the rollback alarms.
-    :param termination_wait_seconds: how long the old fleet stays after the last shift.
-    :param max_execution_seconds: the whole update's limit.
-    :param max_5xx_errors_per_minute: rollback when server errors reach this per minute.
-    :param max_model_latency_ms: rollback when p99 model latency exceeds this for two minutes.
-    """
-
-    mode: str = "canary"
-    canary_percent: int = 10
-    linear_step_percent: int = 20
-    wait_seconds: int = 300
-    termination_wait_seconds: int = 120
-    max_execution_seconds: int = 3600
-    max_5xx_errors_per_minute: int = 5
-    max_model_latency_ms: int = 1000
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """Capacity range and cooldowns of an endpoint variant (defaults: the platform's reference settings)."""
-
-    min_capacity: int = 1
-    max_capacity: int = 4
-    scale_in_cooldown_seconds: int = 300
-    scale_out_cooldown_seconds: int = 60
 
 
 class EndpointModel(Construct):
@@ -145,8 +113,8 @@ class DataCapture:
     """
 
     bucket: SecureBucket
+    prefix: str
     sampling_percentage: int = 100
-    prefix: str = "data-capture/"
 
 
 @dataclass(frozen=True)
@@ -172,7 +140,7 @@ class GuardedEndpoint(Construct):
     :param instance_type: of the variant.
     :param initial_instance_count: of the variant when the endpoint is created.
     :param volume_key: encrypts the instances' storage volumes.
-    :param rollout: traffic shifting and rollback thresholds. Default: ``Rollout()``.
+    :param rollout: traffic shifting and rollback thresholds (the config's ``rollout`` section).
     :param variant_name: kept across updates (blue/green needs the same name). Default: ``AllTraffic``.
     :param data_capture: capture requests and responses. Default: none.
     :param async_inference: make this an asynchronous endpoint. Default: none (real-time).
@@ -188,7 +156,7 @@ class GuardedEndpoint(Construct):
         instance_type: str,
         initial_instance_count: int,
         volume_key: PlatformKey,
-        rollout: Rollout = Rollout(),
+        rollout: RolloutConfig,
         variant_name: str = "AllTraffic",
         data_capture: DataCapture | None = None,
         async_inference: AsyncInference | None = None,
@@ -303,7 +271,7 @@ class GuardedEndpoint(Construct):
 
     # -- autoscaling -------------------------------------------------------------------------
 
-    def _scalable_target(self, scaling: Scaling) -> appscaling.ScalableTarget:
+    def _scalable_target(self, scaling: ScalingConfig) -> appscaling.ScalableTarget:
         target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
@@ -329,7 +297,7 @@ class GuardedEndpoint(Construct):
         self.scalable_target = target
         return target
 
-    def scale_on_invocations(self, scaling: Scaling = Scaling(), *, target_per_instance: float = 70.0) -> appscaling.ScalableTarget:
+    def scale_on_invocations(self, scaling: ScalingConfig, *, target_per_instance: float = 70.0) -> appscaling.ScalableTarget:
         """Track ``target_per_instance`` invocations per instance and minute."""
         target = self._scalable_target(scaling)
         target.scale_to_track_metric(
@@ -341,7 +309,7 @@ class GuardedEndpoint(Construct):
         )
         return target
 
-    def scale_on_backlog(self, scaling: Scaling = Scaling(), *, target_per_instance: float = 5.0) -> appscaling.ScalableTarget:
+    def scale_on_backlog(self, scaling: ScalingConfig, *, target_per_instance: float = 5.0) -> appscaling.ScalableTarget:
         """Track ``target_per_instance`` queued requests per instance (asynchronous endpoints).
 
         With ``min_capacity`` 0, target tracking alone never starts the first instance (there is no
@@ -426,7 +394,7 @@ class GuardedEndpoint(Construct):
         )
 
     @staticmethod
-    def _blue_green(rollout: Rollout) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
+    def _blue_green(rollout: RolloutConfig) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
         mode = TRAFFIC_MODES[rollout.mode]
         percent = {"CANARY": rollout.canary_percent, "LINEAR": rollout.linear_step_percent}.get(mode)
         step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=percent) if percent else None

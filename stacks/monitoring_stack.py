@@ -79,7 +79,7 @@ class MonitoringStack(cdk.Stack):
                 self._watch_endpoint(kind, endpoint)
 
         pipelines = [model_build.pipeline.pipeline_name]
-        if serving is not None and getattr(serving, "batch_scoring", None) is not None:
+        if serving is not None and serving.batch_scoring is not None:
             pipelines.append(serving.batch_scoring.pipeline_name)
         captured = {k: e for k, e in (serving.endpoints.items() if serving else []) if k in CAPTURED_ENDPOINTS and e.captures}
         self.drift_check = None

@@ -11,8 +11,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
-from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout, Scaling
-from ml_constructs.keys import PlatformKey
+from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
@@ -34,11 +33,6 @@ MULTI_MODEL_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_CONTA
 # Model Monitor's hourly schedule (its own cron dialect); a run must end within the hour.
 MODEL_MONITOR_SCHEDULE = "cron(0 * ? * * *)"
 MODEL_MONITOR_MAX_RUNTIME_SECONDS = 3300
-
-
-def _scaling(settings: EndpointSettings) -> Scaling:
-    """The construct's scaling settings from an endpoint section of the config."""
-    return Scaling(**settings.scaling.model_dump(exclude={"enabled"}))
 
 
 @dataclass(frozen=True)
@@ -84,6 +78,8 @@ class ServingStack(cdk.Stack):
         self.model_monitor_without_baseline = False
         self.model_monitor_schedule: sagemaker.CfnMonitoringSchedule | None = None
         self._parameter_root = f"/{resource_prefix}/serving"
+        self._volume_key = foundation.models_key
+        self.batch_scoring: SageMakerPipeline | None = None
         self.endpoints: dict[str, GuardedEndpoint] = {}
         # Grants below become policies of this stack: the foundation must not depend on it.
         model_role = foundation.model_role.imported_into(self, "ModelRole")
@@ -109,14 +105,11 @@ class ServingStack(cdk.Stack):
                 realtime,
                 name=realtime.endpoint_name or f"{resource_prefix}-realtime",
                 model=self.model,
-                volume_key=foundation.models_key,
                 variant_name=realtime.variant_name,
                 data_capture=DataCapture(
                     bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage
                 ),
             )
-            if realtime.scaling.enabled:
-                endpoint.scale_on_invocations(_scaling(realtime), target_per_instance=realtime.target_invocations_per_instance)
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
             if model_monitor is not None and model_monitor.enabled and endpoint.captures:
                 self.model_monitor_schedule = self._model_monitor(network, foundation, endpoint, model_monitor.instance_type)
@@ -146,10 +139,7 @@ class ServingStack(cdk.Stack):
                 multi,
                 name=multi.endpoint_name or f"{resource_prefix}-multi-model",
                 model=self.multi_model,
-                volume_key=foundation.models_key,
             )
-            if multi.scaling.enabled:
-                endpoint.scale_on_invocations(_scaling(multi), target_per_instance=multi.target_invocations_per_instance)
             self._publish("multi-model", endpoint, "Multi-model endpoint (archives under the models bucket prefix)", invokers)
             cdk.CfnOutput(
                 self, "MultiModelDataUrl", value=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
@@ -173,7 +163,6 @@ class ServingStack(cdk.Stack):
                 asynchronous,
                 name=name,
                 model=self.model,
-                volume_key=foundation.models_key,
                 data_capture=DataCapture(
                     bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=asynchronous.data_capture_percentage
                 ),
@@ -185,8 +174,6 @@ class ServingStack(cdk.Stack):
                     max_concurrent_invocations_per_instance=asynchronous.max_concurrent_invocations_per_instance,
                 ),
             )
-            if asynchronous.scaling.enabled:
-                endpoint.scale_on_backlog(_scaling(asynchronous), target_per_instance=asynchronous.target_backlog_per_instance)
             self._publish("async", endpoint, "Asynchronous endpoint (requests and results in S3)", invokers)
             cdk.CfnOutput(
                 self, "AsyncInputUrl", value=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}input/"),
@@ -207,21 +194,28 @@ class ServingStack(cdk.Stack):
         cdk.CfnOutput(self, "ModelPackageArn", value=package.arn, description="Model package version served")
         cdk.CfnOutput(self, "ModelName", value=self.model.model_name, description="SageMaker model of that version")
 
-    def _endpoint(
-        self, id_: str, settings: EndpointSettings, *, name: str, model: EndpointModel, volume_key: PlatformKey, **options
-    ) -> GuardedEndpoint:
-        """A guarded endpoint with the instances and rollout of ``settings`` (one endpoint section of the config)."""
-        return GuardedEndpoint(
+    def _endpoint(self, id_: str, settings: EndpointSettings, *, name: str, model: EndpointModel, **options) -> GuardedEndpoint:
+        """A guarded endpoint with the instances, rollout and scaling of ``settings`` (one endpoint section of the config).
+
+        Asynchronous endpoints scale on their backlog (they publish no invocations per instance), the others on invocations.
+        """
+        endpoint = GuardedEndpoint(
             self,
             id_,
             endpoint_name=name,
             model=model,
             instance_type=settings.instance_type,
             initial_instance_count=settings.initial_instance_count,
-            volume_key=volume_key,
-            rollout=Rollout(**settings.rollout.model_dump()),
+            volume_key=self._volume_key,
+            rollout=settings.rollout,
             **options,
         )
+        if settings.scaling.enabled:
+            if endpoint.is_async:
+                endpoint.scale_on_backlog(settings.scaling, target_per_instance=settings.target_backlog_per_instance)
+            else:
+                endpoint.scale_on_invocations(settings.scaling, target_per_instance=settings.target_invocations_per_instance)
+        return endpoint
 
     def _publish(self, kind: str, endpoint: GuardedEndpoint, what: str, invokers: list) -> None:
         """Output and SSM parameter with the endpoint's stable name; Studio users may invoke it."""
