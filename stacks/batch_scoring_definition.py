@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from config.schema import BatchScoringConfig
 from stacks.definition_cache import cached_build
@@ -11,21 +12,15 @@ _ROOT = Path(__file__).resolve().parent.parent
 _BUILDER_SOURCES = [Path(__file__), _ROOT / "pipeline_code" / "pipeline.py", _ROOT / "pipeline_code" / "batch_pipeline.py"]
 
 
-def cached_batch_definition(*, cache_dir: Path | None, pipeline_name: str, input_prefix: str, output_prefix: str, settings: BatchScoringConfig) -> str:
-    """``build_batch_definition``, reused from ``cache_dir`` while its inputs hold."""
-    arguments = {
-        "pipeline_name": pipeline_name,
-        "input_prefix": input_prefix,
-        "output_prefix": output_prefix,
-        "settings": settings.model_dump(mode="json"),
-    }
-    return cached_build(
-        cache_dir=cache_dir,
-        arguments=arguments,
-        sources=_BUILDER_SOURCES,
-        build=lambda: build_batch_definition(**{**arguments, "settings": settings}),
-    )
+def cached_batch_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
+    """``build_batch_definition(**arguments)``, reused from ``cache_dir`` while its inputs hold.
 
+    The key covers the arguments, the builder's source and the SDK version, so a stale entry cannot
+    be used; the build is deterministic, so a hit is byte-identical to a rebuild.
+    """
+    return cached_build(
+        cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_batch_definition(**arguments)
+    )
 
 def build_batch_definition(*, pipeline_name: str, input_prefix: str, output_prefix: str, settings: BatchScoringConfig) -> str:
     """The definition; placeholders: ``ModelName``, ``DataBucket``, ``VolumeKmsKeyArn``, ``OutputKmsKeyArn``."""

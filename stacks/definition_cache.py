@@ -1,4 +1,5 @@
-"""A file cache for pipeline definitions: building one imports the SageMaker SDK (1.5 s)."""
+"""What the embedded pipeline definitions share: a file cache (building one imports the SageMaker SDK,
+1.5 s) and the placeholders for roles and subnets."""
 
 from __future__ import annotations
 
@@ -9,18 +10,51 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from constructs import Construct
+from pydantic import BaseModel
+
+# Context key naming the folder where built definitions are kept (unset: no cache; app.py sets it).
+DEFINITION_CACHE_CONTEXT = "ml-platform:definition-cache-dir"
+
+
+def definition_cache_dir(scope: Construct) -> Path | None:
+    """The cache folder ``scope``'s app was given, if any."""
+    cache_dir = scope.node.try_get_context(DEFINITION_CACHE_CONTEXT)
+    return Path(cache_dir) if cache_dir else None
+
+
+def role_arn_placeholder(name_placeholder: str) -> str:
+    """An ARN-shaped role (so the SDK does not look it up in IAM) whose name the stack fills in."""
+    return f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/${{{name_placeholder}}}"
+
+
+def subnet_placeholders(count: int) -> list[str]:
+    """``${SubnetId0}`` .. ``${SubnetId<count-1>}``; the stack maps them with ``subnet_substitutions``."""
+    return [f"${{SubnetId{i}}}" for i in range(count)]
+
+
+def subnet_substitutions(subnet_ids: list[str]) -> dict[str, str]:
+    return {f"SubnetId{i}": subnet for i, subnet in enumerate(subnet_ids)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot key a definition cache on {type(value).__name__}")
 
 
 def cached_build(*, cache_dir: Path | None, arguments: dict, sources: list[Path], build: Callable[[], str]) -> str:
     """``build()``, or an earlier result stored in ``cache_dir`` for the same inputs.
 
-    The key covers ``arguments`` (JSON-serialisable), the ``sources`` the builder is made of and the
+    The key covers ``arguments`` (JSON values or settings models), the ``sources`` the builder is made of and the
     SDK version, so a stale entry cannot be used; builds are deterministic, so a hit is
     byte-identical to a rebuild. Without ``cache_dir`` it always builds.
     """
     if cache_dir is None:
         return build()
-    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=_jsonable).encode())
     digest.update(importlib.metadata.version("sagemaker").encode())
     for source in sources:
         digest.update(source.read_bytes())

@@ -8,10 +8,10 @@ SageMaker SDK (1.5 s to import) is imported only when a definition is built, and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from stacks.definition_cache import cached_build
+from stacks.definition_cache import cached_build, role_arn_placeholder, subnet_placeholders
 from stacks.foundation_stack import CAPTURE_PREFIX, DRIFT_REPORTS_PREFIX
-from stacks.model_build_definition import _role_arn
 
 _ROOT = Path(__file__).resolve().parent.parent
 _BUILDER_SOURCES = [Path(__file__), _ROOT / "pipeline_code" / "pipeline.py", _ROOT / "pipeline_code" / "drift_pipeline.py"]
@@ -33,35 +33,15 @@ PLACEHOLDERS = {
 }
 
 
-def cached_drift_definition(
-    *,
-    cache_dir: Path | None,
-    pipeline_name: str,
-    subnet_count: int,
-    instance_type: str = DEFAULT_INSTANCE_TYPE,
-    metric_namespace: str = "MlPlatform/Drift",
-    psi_threshold: float = 0.2,
-    ks_threshold: float = 0.1,
-    max_runtime_seconds: int = 3600,
-    capture_prefix: str = CAPTURE_PREFIX,
-    reports_prefix: str = DRIFT_REPORTS_PREFIX,
-) -> str:
-    """``build_drift_definition``, reused from ``cache_dir`` while its inputs hold."""
-    arguments = {
-        "pipeline_name": pipeline_name,
-        "subnet_count": subnet_count,
-        "instance_type": instance_type,
-        "metric_namespace": metric_namespace,
-        "psi_threshold": psi_threshold,
-        "ks_threshold": ks_threshold,
-        "max_runtime_seconds": max_runtime_seconds,
-        "capture_prefix": capture_prefix,
-        "reports_prefix": reports_prefix,
-    }
+def cached_drift_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
+    """``build_drift_definition(**arguments)``, reused from ``cache_dir`` while its inputs hold.
+
+    The key covers the arguments, the builder's source and the SDK version, so a stale entry cannot
+    be used; the build is deterministic, so a hit is byte-identical to a rebuild.
+    """
     return cached_build(
         cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_drift_definition(**arguments)
     )
-
 
 def build_drift_definition(
     *,
@@ -93,11 +73,11 @@ def build_drift_definition(
     built = drift_pipeline.get_drift_pipeline(
         session=pipeline.offline_session(default_bucket="${ReportsBucket}"),
         pipeline_name=pipeline_name,
-        job_role_arn=_role_arn("JobRoleName"),
+        job_role_arn=role_arn_placeholder("JobRoleName"),
         image_uri="${SklearnImageUri}",
         script_url="s3://${CodeBucket}/${DriftCheckScriptKey}",
         network=pipeline.JobNetwork(
-            subnet_ids=[f"${{SubnetId{i}}}" for i in range(subnet_count)], security_group_ids=["${SecurityGroupId}"]
+            subnet_ids=subnet_placeholders(subnet_count), security_group_ids=["${SecurityGroupId}"]
         ),
         volume_kms_key="${VolumeKmsKeyArn}",
         output_kms_key="${OutputKmsKeyArn}",

@@ -8,46 +8,24 @@ even that when nothing the definition depends on has changed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from config.schema import PipelineConfig
-from stacks.definition_cache import cached_build
+from stacks.definition_cache import cached_build, role_arn_placeholder, subnet_placeholders
 
 # What a definition is made from besides its arguments: the builder code and the SDK version.
 _BUILDER_SOURCES = [Path(__file__), Path(__file__).resolve().parent.parent / "pipeline_code" / "pipeline.py"]
 
 
-def cached_definition(
-    *,
-    cache_dir: Path | None,
-    pipeline_name: str,
-    model_package_group_name: str,
-    settings: PipelineConfig,
-    subnet_count: int,
-    data_quality_baseline: bool = False,
-) -> str:
-    """``build_definition``, reusing an earlier result stored in ``cache_dir`` for identical inputs.
+def cached_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
+    """``build_definition(**arguments)``, reused from ``cache_dir`` while its inputs hold.
 
     The key covers the arguments, the builder's source and the SDK version, so a stale entry cannot
     be used; the build is deterministic, so a hit is byte-identical to a rebuild.
     """
-    arguments = {
-        "pipeline_name": pipeline_name,
-        "model_package_group_name": model_package_group_name,
-        "settings": settings.model_dump(mode="json"),
-        "subnet_count": subnet_count,
-        "data_quality_baseline": data_quality_baseline,
-    }
     return cached_build(
-        cache_dir=cache_dir,
-        arguments=arguments,
-        sources=_BUILDER_SOURCES,
-        build=lambda: build_definition(**{**arguments, "settings": settings}),
+        cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_definition(**arguments)
     )
-
-
-def _role_arn(name_placeholder: str) -> str:
-    # ARN-shaped, so the SDK does not look the role up in IAM.
-    return f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/${{{name_placeholder}}}"
 
 
 def build_definition(
@@ -79,13 +57,13 @@ def build_definition(
     pipeline = model_build.get_pipeline(
         session=session,
         pipeline_name=pipeline_name,
-        job_role_arn=_role_arn("JobRoleName"),
+        job_role_arn=role_arn_placeholder("JobRoleName"),
         artifact_bucket="${ArtifactBucket}",
         reports_bucket="${ReportsBucket}",
         volume_kms_key="${VolumeKmsKeyArn}",
         output_kms_key="${OutputKmsKeyArn}",
         network=model_build.JobNetwork(
-            subnet_ids=[f"${{SubnetId{i}}}" for i in range(subnet_count)], security_group_ids=["${SecurityGroupId}"]
+            subnet_ids=subnet_placeholders(subnet_count), security_group_ids=["${SecurityGroupId}"]
         ),
         code=model_build.CodeLocations(
             preprocess_script="s3://${CodeBucket}/${PreprocessScriptKey}",

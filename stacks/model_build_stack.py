@@ -15,11 +15,10 @@ from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
+from stacks.definition_cache import definition_cache_dir, subnet_substitutions
 from stacks.model_build_definition import cached_definition
 
 STEPS_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
-# Context key naming a folder where built pipeline definitions are kept (unset: no cache).
-DEFINITION_CACHE_CONTEXT = "ml-platform:definition-cache-dir"
 
 
 class ModelBuildStack(cdk.Stack):
@@ -85,11 +84,10 @@ class ModelBuildStack(cdk.Stack):
             "EvaluateScriptKey": self.code.scripts["evaluate"].s3_object_key,
             "TrainSourceKey": self.code.source_tarball.s3_object_key,
             "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
-            **{f"SubnetId{i}": subnet for i, subnet in enumerate(subnet_ids)},
+            **subnet_substitutions(subnet_ids),
         }
-        cache_dir = self.node.try_get_context(DEFINITION_CACHE_CONTEXT)
         self.definition = cached_definition(
-            cache_dir=Path(cache_dir) if cache_dir else None,
+            cache_dir=definition_cache_dir(self),
             pipeline_name=pipeline_name,
             model_package_group_name=self.registry.group_name,
             settings=settings,

@@ -3,7 +3,6 @@ drift and the budget."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
@@ -20,7 +19,8 @@ from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_
 from ml_constructs.step_code import StepCode
 from stacks.drift_check_definition import cached_drift_definition
 from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
-from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT, STEPS_DIR, ModelBuildStack
+from stacks.definition_cache import definition_cache_dir, subnet_substitutions
+from stacks.model_build_stack import STEPS_DIR, ModelBuildStack
 from stacks.serving_stack import ServingStack
 
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -199,9 +199,8 @@ class MonitoringStack(cdk.Stack):
         code = StepCode(self, "DriftCheckCode", scripts={"drift-check": STEPS_DIR / "drift_check.py"})
         code.grant_read(job_role)
         subnet_ids = network.workload_subnets.subnet_ids
-        cache_dir = self.node.try_get_context(DEFINITION_CACHE_CONTEXT)
         definition = cached_drift_definition(
-            cache_dir=Path(cache_dir) if cache_dir else None,
+            cache_dir=definition_cache_dir(self),
             pipeline_name=pipeline_name,
             subnet_count=len(subnet_ids),
             instance_type=drift.instance_type,
@@ -227,7 +226,7 @@ class MonitoringStack(cdk.Stack):
                 "CaptureBucket": foundation.capture_bucket.bucket_name,
                 "EndpointName": first.endpoint_name,
                 "ModelPackageArn": serving.package.arn,
-                **{f"SubnetId{i}": subnet for i, subnet in enumerate(subnet_ids)},
+                **subnet_substitutions(subnet_ids),
             },
             role=foundation.pipeline_role.imported_into(self, "PipelineRole"),
             description="Compare captured endpoint traffic with the training baseline profile",

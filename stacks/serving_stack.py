@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_sagemaker as sagemaker
@@ -25,7 +24,8 @@ from stacks.foundation_stack import (
     SKLEARN_VERSION,
     FoundationStack,
 )
-from stacks.model_build_stack import DEFINITION_CACHE_CONTEXT, STEPS_DIR
+from stacks.definition_cache import definition_cache_dir
+from stacks.model_build_stack import STEPS_DIR
 
 # The multi-model container imports its handlers once, at start, before any archive is loaded:
 # from SAGEMAKER_SUBMIT_DIRECTORY, the handlers' own tarball in S3 (they serve every archive).
@@ -234,9 +234,8 @@ class ServingStack(cdk.Stack):
     def _batch_scoring(self, foundation: FoundationStack, settings: ServingConfig, resource_prefix: str) -> SageMakerPipeline:
         """A pipeline running one transform job over ``batch-scoring/input/`` with the approved model."""
         pipeline_name = f"{resource_prefix}-batch-scoring"
-        cache_dir = self.node.try_get_context(DEFINITION_CACHE_CONTEXT)
         definition = cached_batch_definition(
-            cache_dir=Path(cache_dir) if cache_dir else None,
+            cache_dir=definition_cache_dir(self),
             pipeline_name=pipeline_name,
             input_prefix=f"{BATCH_SCORING_PREFIX}input/",
             output_prefix=f"{BATCH_SCORING_PREFIX}output/",
