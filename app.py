@@ -51,21 +51,12 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
         recorded = read_recorded({key: app.node.try_get_context(key)}, config.name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if recorded and config.region and recorded["arn"].split(":")[3] != config.region:
+    package = ApprovedPackage.from_record(recorded) if recorded else None
+    if package and config.region and package.region != config.region:
         raise ConfigError(
-            f"context key '{key}': package {recorded['arn']} is in region {recorded['arn'].split(':')[3]}, "
+            f"context key '{key}': package {package.arn} is in region {package.region}, "
             f"environment '{config.name}' in {config.region}; allowed: a package of the environment's region"
         )
-    package = (
-        ApprovedPackage(
-            arn=recorded["arn"],
-            version=recorded["version"],
-            data_quality_statistics=recorded.get("data_quality_statistics"),
-            data_quality_constraints=recorded.get("data_quality_constraints"),
-        )
-        if recorded
-        else None
-    )
     stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config, approved_package=package)
     if stage.serving_skipped:
         hint = "" if not config.serving.enabled else f"; after approving one, run `make approved-model ENV={config.name}`"

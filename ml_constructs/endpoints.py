@@ -294,7 +294,6 @@ class GuardedEndpoint(Construct):
         )
         # Registered once the endpoint exists, deregistered before it is deleted.
         target.node.add_dependency(self.resource)
-        self.scalable_target = target
         return target
 
     def scale_on_invocations(self, scaling: ScalingConfig, *, target_per_instance: float = 70.0) -> appscaling.ScalableTarget:

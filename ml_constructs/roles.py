@@ -86,6 +86,7 @@ class DutyRole(Construct):
                 iam.PolicyStatement(actions=["sts:SetSourceIdentity"], principals=[iam.ServicePrincipal(SAGEMAKER)])
             )
         self.resource_prefix = resource_prefix
+        self._pulls_images = False
         self.role_arn = self.role.role_arn
 
     @property
@@ -212,6 +213,9 @@ class DutyRole(Construct):
                 resources=sorted(repository_arns),
             )
         )
+        if self._pulls_images:
+            return
+        self._pulls_images = True
         # An authorization token is account-wide: ECR has no resource to scope it to.
         self.role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         acknowledge_wildcards(

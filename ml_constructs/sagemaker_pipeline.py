@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -256,6 +257,7 @@ def _registry_account(scope: Construct, mapping_id: str, registries: dict[str, s
     return mapping.find_in_map(stack.region, "account")
 
 
+@functools.lru_cache(maxsize=None)
 def _sdk_image_table(name: str) -> dict:
     # Read the SDK's table from its file: importing the SDK here would cost a second of synth.
     spec = importlib.util.find_spec("sagemaker")

@@ -68,6 +68,9 @@ class FoundationStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         removal = cdk.RemovalPolicy.DESTROY if destroy_stateful_resources else cdk.RemovalPolicy.RETAIN
+        # Names the roles below are scoped to; the model-build stack creates what they name.
+        self.model_build_pipeline_name = f"{resource_prefix}-model-build"
+        self.model_package_group_name = f"{resource_prefix}-models"
 
         def key(id_: str, alias: str, what: str) -> PlatformKey:
             return PlatformKey(
@@ -141,7 +144,7 @@ class FoundationStack(cdk.Stack):
 
         # Models: read the pipeline's model artifacts, write captured requests, read asynchronous and
         # batch requests and write their results, run inside the VPC.
-        self.model_artifacts_prefix = f"{resource_prefix}-model-build/*/model/"
+        self.model_artifacts_prefix = f"{self.model_build_pipeline_name}/*/model/"
         self.model_bucket.grant_read(self.model_role, prefix=self.model_artifacts_prefix)
         self.capture_bucket.grant_write(self.model_role, prefix=CAPTURE_PREFIX)
         self.data_bucket.grant_read(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}input/")
@@ -161,11 +164,10 @@ class FoundationStack(cdk.Stack):
 
         # Drift check: read captured traffic and the registered baselines, write reports and metrics.
         monitoring = self.monitoring_role
-        self.drift_metric_namespace = drift_metric_namespace
         self.capture_bucket.grant_read(monitoring, prefix=CAPTURE_PREFIX)
-        self.model_bucket.grant_read(monitoring, prefix=f"{resource_prefix}-model-build/*/baseline/")
+        self.model_bucket.grant_read(monitoring, prefix=f"{self.model_build_pipeline_name}/*/baseline/")
         self.reports_bucket.grant_write(monitoring, prefix=DRIFT_REPORTS_PREFIX)
-        monitoring.allow_describe_model_packages(group_name=f"{resource_prefix}-models")
+        monitoring.allow_describe_model_packages(group_name=self.model_package_group_name)
         monitoring.allow_put_metrics(namespace=drift_metric_namespace)
         self.models_key.grant_use_by_aws_resources(monitoring)
         network.grant_manage_job_network_interfaces(monitoring)
@@ -175,7 +177,7 @@ class FoundationStack(cdk.Stack):
             model_monitor_repository = model_monitor_repository_arn(self)
             self.job_role.allow_pull_images(repository_arns=[model_monitor_repository])  # the baseline step
             monitoring.allow_pull_images(repository_arns=[model_monitor_repository])
-            self.reports_bucket.grant_read(monitoring, prefix=f"{resource_prefix}-model-build/*/data-quality-baseline/")
+            self.reports_bucket.grant_read(monitoring, prefix=f"{self.model_build_pipeline_name}/*/data-quality-baseline/")
             self.reports_bucket.grant_write(monitoring, prefix=MODEL_MONITOR_REPORTS_PREFIX)
             monitoring.allow_put_metrics(namespace=MODEL_MONITOR_METRIC_NAMESPACE)
 
@@ -203,7 +205,7 @@ class FoundationStack(cdk.Stack):
             self.model_role.grant_pass_role(studio_role)
             self.models_key.grant_use_by_aws_resources(studio_role)
             network.grant_manage_job_network_interfaces(studio_role)
-        self.studio_lead_role.allow_review_model_packages(group_name=f"{resource_prefix}-models")
+        self.studio_lead_role.allow_review_model_packages(group_name=self.model_package_group_name)
         # Leads publish model archives to the multi-model endpoint.
         self.model_bucket.grant_write(self.studio_lead_role, prefix=multi_model_prefix)
         if mlflow_enabled:
@@ -214,7 +216,7 @@ class FoundationStack(cdk.Stack):
         # Accounts the registry is shared with must be able to fetch what its packages point to.
         # Only the model artifacts (<pipeline>/<execution>/model/...), not the training splits beside them.
         self.model_bucket.grant_read_to_accounts(
-            list(models_shared_with_accounts), prefix=f"{resource_prefix}-model-build/*/model/"
+            list(models_shared_with_accounts), prefix=self.model_artifacts_prefix
         )
 
         # Scheduler and EventBridge rules: start the environment's pipelines, nothing else.

@@ -47,7 +47,7 @@ class ModelBuildStack(cdk.Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
-        pipeline_name = f"{resource_prefix}-model-build"
+        pipeline_name = foundation.model_build_pipeline_name
         # Grants below become policies of this stack: the foundation must not depend on it.
         job_role = foundation.job_role.imported_into(self, "JobRole")
         pipeline_role = foundation.pipeline_role.imported_into(self, "PipelineRole")
@@ -63,7 +63,7 @@ class ModelBuildStack(cdk.Stack):
         self.registry = ModelRegistry(
             self,
             "Registry",
-            group_name=f"{resource_prefix}-models",
+            group_name=foundation.model_package_group_name,
             description=f"Candidate models from {pipeline_name}",
             shared_with_accounts=settings.registry_shared_with_accounts,
             removal_policy=removal_policy,

@@ -45,6 +45,15 @@ class ApprovedPackage:
     data_quality_statistics: str | None = None
     data_quality_constraints: str | None = None
 
+    @classmethod
+    def from_record(cls, record: dict) -> ApprovedPackage:
+        """From what ``ops.approved_model`` recorded (validated by its ``read_recorded``)."""
+        return cls(**{field: record.get(field) for field in cls.__dataclass_fields__})
+
+    @property
+    def region(self) -> str:
+        return self.arn.split(":")[3]
+
 
 class ServingStack(cdk.Stack):
     """Endpoints serving one approved model package version.
@@ -76,7 +85,6 @@ class ServingStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)
         self.package = package
         self.model_monitor_without_baseline = False
-        self.model_monitor_schedule: sagemaker.CfnMonitoringSchedule | None = None
         self._parameter_root = f"/{resource_prefix}/serving"
         self._volume_key = foundation.models_key
         self.batch_scoring: SageMakerPipeline | None = None
@@ -112,7 +120,7 @@ class ServingStack(cdk.Stack):
             )
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
             if model_monitor is not None and model_monitor.enabled and endpoint.captures:
-                self.model_monitor_schedule = self._model_monitor(network, foundation, endpoint, model_monitor.instance_type)
+                self._model_monitor(network, foundation, endpoint, model_monitor.instance_type)
 
         multi = settings.multi_model
         if multi.enabled:
