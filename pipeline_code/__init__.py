@@ -1,5 +1,10 @@
-"""SageMaker Pipeline builder and step scripts (preprocess, train, evaluate, inference).
+"""SageMaker Pipeline builders (model build, batch scoring, drift check) and their step scripts.
 
-Filled by the ML-pipeline issue. Step scripts here import nothing from CDK and
-carry their own pinned requirements.
+Step scripts import nothing from CDK or from this package and carry their own pinned requirements.
 """
+
+import os
+
+# Before any builder imports the SageMaker SDK (whatever the import order of a module): 2.x otherwise
+# prints a deprecation banner on every synth that no platform user can act on.
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# First: pipeline.py quiets the SDK (environment, loggers, warnings) and patches its config check
-# before anything below imports sagemaker.
 from pipeline_code.pipeline import _retry_policies
 from sagemaker.transformer import Transformer
 from sagemaker.workflow.parameters import ParameterInteger, ParameterString

@@ -24,10 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# First: pipeline.py quiets the SDK (environment, loggers, warnings) and patches its config check
-# before anything below imports sagemaker.
 from pipeline_code.pipeline import PROCESSING, JobNetwork, _retry_policies
-from sagemaker.network import NetworkConfig
 from sagemaker.processing import ProcessingOutput, ScriptProcessor
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.functions import Join
@@ -134,12 +131,7 @@ def get_drift_pipeline(
         output_kms_key=output_kms_key,
         max_runtime_in_seconds=settings.max_runtime_seconds,
         env=dict(REGION_ENVIRONMENT),
-        network_config=NetworkConfig(
-            subnets=list(network.subnet_ids),
-            security_group_ids=list(network.security_group_ids),
-            encrypt_inter_container_traffic=True,
-            enable_network_isolation=False,
-        ),
+        network_config=network.network_config(),
         sagemaker_session=session,
     )
     check = ProcessingStep(

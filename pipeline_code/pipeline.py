@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-# Set before the SDK is imported: 2.x otherwise prints a deprecation banner, config-file notices and
-# "field popped from the definition" warnings on every synth, none of which a platform user can act on.
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+# The SDK's config-file notices and "field popped from the definition" warnings on every synth are
+# nothing a platform user can act on (its deprecation banner is turned off in __init__.py).
 for _logger in ("sagemaker", "sagemaker.config"):
     logging.getLogger(_logger).setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
@@ -100,6 +98,15 @@ class JobNetwork:
 
     subnet_ids: list[str]
     security_group_ids: list[str]
+
+    def network_config(self) -> NetworkConfig:
+        """The jobs' network: these subnets and groups, traffic between instances encrypted."""
+        return NetworkConfig(
+            subnets=list(self.subnet_ids),
+            security_group_ids=list(self.security_group_ids),
+            encrypt_inter_container_traffic=True,
+            enable_network_isolation=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -207,12 +214,7 @@ def get_pipeline(
         Default: off, and the definition is the same as without this argument.
     """
     params = _Parameters(defaults)
-    network_config = NetworkConfig(
-        subnets=list(network.subnet_ids),
-        security_group_ids=list(network.security_group_ids),
-        encrypt_inter_container_traffic=True,
-        enable_network_isolation=False,
-    )
+    network_config = network.network_config()
     # A cached step is reused when its arguments repeat, even if the data behind an S3 URL changed:
     # only worth it when InputDataUrl names immutable dataset versions, hence opt-in.
     cache = CacheConfig(enable_caching=True, expire_after=f"P{cache_days}D") if cache_days else None

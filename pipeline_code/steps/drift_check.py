@@ -119,6 +119,14 @@ _ISO_RE = re.compile(
 )
 
 
+
+def _csv_rows(payload: str) -> List[List[str]]:
+    """The non-empty rows of a CSV payload; malformed CSV is a malformed record."""
+    try:
+        return [row for row in csv.reader(io.StringIO(payload)) if row]
+    except csv.Error:
+        raise _Malformed("invalid_csv") from None
+
 def parse_time(text: str) -> datetime:
     """ISO 8601 date or date-time as an aware UTC datetime; no offset means UTC. ValueError if not."""
     match = _ISO_RE.match(text.strip())
@@ -341,10 +349,7 @@ def decode_rows(kind: str, payload: Any, features: Sequence[str]) -> List[list]:
     """A request's rows of raw values in feature order, as inference.py reads them."""
     n = len(features)
     if kind == "csv":
-        try:
-            rows = [row for row in csv.reader(io.StringIO(payload)) if row]
-        except csv.Error:
-            raise _Malformed("invalid_csv") from None
+        rows = _csv_rows(payload)
         if rows and rows[0] == list(features):
             rows = rows[1:]  # a header row, which inference.py skips too
         if not rows:
@@ -412,10 +417,7 @@ def _category(value: Any) -> Optional[str]:
 def decode_labels(kind: str, payload: Any) -> List[str]:
     """Predicted labels of a response: inference.py's JSON ({"predictions": [...]}) or CSV (one per line)."""
     if kind == "csv":
-        try:
-            rows = [row for row in csv.reader(io.StringIO(payload)) if row]
-        except csv.Error:
-            raise _Malformed("invalid_csv") from None
+        rows = _csv_rows(payload)
         if not rows or any(len(row) != 1 for row in rows):
             raise _Malformed("no_predictions")
         return [row[0] for row in rows]

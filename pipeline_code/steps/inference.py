@@ -496,7 +496,7 @@ def _coerce(frame: pd.DataFrame, bundle: Dict[str, Any]) -> Dict[str, np.ndarray
     for name in bundle["features"]:
         raw = frame[name].astype(object)
         missing = raw.isna().to_numpy() | raw.isin(_NULLS).to_numpy()
-        if name in bundle["numeric"]:
+        if name in bundle["numeric_set"]:
             values = pd.to_numeric(raw.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
             bad = np.isnan(values) & ~missing
             if bad.any():

@@ -593,13 +593,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    output_dir = Path(args.output_dir)
-    existed = output_dir.exists()
     try:
-        run(args)
+        run(args)  # removes an output folder it created when it fails
     except PreprocessError as exc:
-        if not existed and output_dir.is_dir() and not any(output_dir.iterdir()):
-            output_dir.rmdir()
         print(f"ERROR: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0

@@ -119,23 +119,17 @@ def read_split(files: Sequence[Path], payload: dict, target: str) -> Tuple[np.nd
 
 
 def make_model(args: argparse.Namespace):
+    trees = dict(
+        n_estimators=args.n_estimators,
+        max_depth=args.max_depth,
+        min_samples_split=args.min_samples_split,
+        min_samples_leaf=args.min_samples_leaf,
+        random_state=args.seed,
+    )
     if args.algorithm == "random-forest":
-        return RandomForestClassifier(
-            n_estimators=args.n_estimators,
-            max_depth=args.max_depth,
-            min_samples_split=args.min_samples_split,
-            min_samples_leaf=args.min_samples_leaf,
-            random_state=args.seed,
-            n_jobs=-1,
-        )
+        return RandomForestClassifier(**trees, n_jobs=-1)
     if args.algorithm == "gradient-boosting":
-        return GradientBoostingClassifier(
-            n_estimators=args.n_estimators,
-            max_depth=args.max_depth,
-            min_samples_split=args.min_samples_split,
-            min_samples_leaf=args.min_samples_leaf,
-            random_state=args.seed,
-        )
+        return GradientBoostingClassifier(**trees)
     return LogisticRegression(max_iter=2000, random_state=args.seed)
 
 
