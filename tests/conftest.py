@@ -147,6 +147,27 @@ def logical_id(template_json: dict, resource_type: str, prefix: str) -> str:
     return match
 
 
+def properties(template_json: dict, resource_type: str, prefix: str) -> dict:
+    """The properties of the one resource ``logical_id`` finds."""
+    return template_json["Resources"][logical_id(template_json, resource_type, prefix)]["Properties"]
+
+
+def output_of(value) -> str:
+    """The cross-stack output a value is read from (Fn::GetStackOutput)."""
+    return value["Fn::GetStackOutput"]["OutputName"]
+
+
+def pipeline_sub(template_json: dict, prefix: str | None = None) -> tuple[str, dict]:
+    """A SageMaker pipeline's definition body and its Fn::Sub values (the one pipeline, or the one named ``prefix``)."""
+    if prefix is None:
+        ((_, pipeline),) = resources_of(template_json, "AWS::SageMaker::Pipeline").items()
+        props = pipeline["Properties"]
+    else:
+        props = properties(template_json, "AWS::SageMaker::Pipeline", prefix)
+    body, values = props["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    return body, values
+
+
 def role_policies(template_json: dict) -> list[dict]:
     """Inline policies and the customer-managed overflow policies CDK splits long ones into."""
     return [*resources_of(template_json, "AWS::IAM::Policy").values(), *resources_of(template_json, "AWS::IAM::ManagedPolicy").values()]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ml_constructs.step_code import deterministic_tarball
-from tests.conftest import load_json, resources_of
+from tests.conftest import load_json, pipeline_sub, resources_of, role_policies
 
 STEPS = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
 
@@ -74,14 +74,9 @@ def test_training_source_tarball_is_deterministic_and_holds_the_serving_code():
     assert first[4:8] == b"\0\0\0\0", "gzip header carries no timestamp"
 
 
-def sub_of(pipeline: dict) -> tuple[str, dict]:
-    body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
-    return body, variables
-
-
 def test_pipeline_definition_is_embedded_with_every_placeholder_mapped(sandbox):
     pipeline = only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::Pipeline")
-    body, variables = sub_of(pipeline)
+    body, variables = pipeline_sub(sandbox.template_json("ModelBuild"))
     placeholders = set(re.findall(r"\$\{([^}]+)\}", body)) - {"AWS::AccountId", "AWS::Partition", "AWS::Region"}
     assert placeholders == set(variables)
     assert json.loads(body)["Steps"][0]["Name"] == "PreprocessData"
@@ -104,7 +99,7 @@ def test_image_uri_comes_from_a_per_region_mapping(sandbox):
     (mapping,) = t["Mappings"].values()
     assert mapping["eu-west-1"] == {"account": "141502667606"}
     assert mapping["us-east-1"] == {"account": "683313688378"}
-    _, variables = sub_of(only(t, "AWS::SageMaker::Pipeline"))
+    _, variables = pipeline_sub(t)
     uri = json.dumps(variables["SklearnImageUri"])
     assert "Fn::FindInMap" in uri and "sagemaker-scikit-learn:1.2-1-cpu-py3" in uri
 
@@ -143,8 +138,8 @@ def test_execution_outcomes_go_to_an_encrypted_topic(examples):
 def policies_for(template_json: dict, role_fragment: str) -> list[dict]:
     return [
         s
-        for p in resources_of(template_json, "AWS::IAM::Policy").values()
-        if role_fragment in json.dumps(p["Properties"]["Roles"])
+        for p in role_policies(template_json)
+        if role_fragment in json.dumps(p["Properties"].get("Roles", []))
         for s in p["Properties"]["PolicyDocument"]["Statement"]
     ]
 
@@ -177,7 +172,7 @@ def test_starting_a_pipeline_cannot_skip_manual_approval(sandbox, examples):
 
 
 def test_training_mode_from_config_reaches_the_deployed_definition(examples):
-    body, _ = sub_of(only(examples["prod"].template_json("ModelBuild"), "AWS::SageMaker::Pipeline"))
+    body, _ = pipeline_sub(examples["prod"].template_json("ModelBuild"))
     steps = [s["Name"] for s in json.loads(body)["Steps"]]
     assert steps == ["PreprocessData", "TuneModel", "EvaluateModel", "CheckAccuracy"]
 
@@ -187,7 +182,7 @@ def test_deployed_body_is_the_validated_builder_output(sandbox):
     from config import load_config
     from stacks.model_build_definition import build_definition
 
-    body, _ = sub_of(only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::Pipeline"))
+    body, _ = pipeline_sub(sandbox.template_json("ModelBuild"))
     assert body == build_definition(
         pipeline_name="mlp-sandbox-model-build",
         model_package_group_name="mlp-sandbox-models",

@@ -14,7 +14,17 @@ from config import load_config
 from ml_constructs.monitoring import vcpus_of
 from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
-from tests.conftest import APPROVED_PACKAGE, as_list, config_error, logical_id, resources_of
+from tests.conftest import (
+    APPROVED_PACKAGE,
+    approved_context,
+    as_list,
+    config_error,
+    logical_id,
+    pipeline_sub,
+    resources_of,
+    role_statements,
+    synthesize,
+)
 
 PACKAGE = ApprovedPackage(arn=APPROVED_PACKAGE["arn"], version=APPROVED_PACKAGE["version"])
 
@@ -242,8 +252,7 @@ def test_bad_monitoring_settings_are_clear_errors_naming_the_key(tmp_path, monit
 
 
 def drift_pipeline(template: dict) -> tuple[dict, dict]:
-    props = template["Resources"][logical_id(template, "AWS::SageMaker::Pipeline", "DriftCheck")]["Properties"]
-    body, values = props["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    body, values = pipeline_sub(template, "DriftCheck")
     return json.loads(body), values
 
 
@@ -294,8 +303,6 @@ def test_drift_alarms_watch_drifted_features_and_missing_checks(t):
 
 
 def test_monitoring_role_reads_capture_and_baselines_writes_drift_reports_and_its_metrics_only(serving):
-    from tests.conftest import role_statements
-
     statements = role_statements(serving.template_json("Foundation"), "MonitoringJobRole")
 
     def resources(action: str) -> list[str]:
@@ -364,13 +371,8 @@ def test_model_monitor_is_off_by_default(serving):
         template = serving.template_json(stack_id)
         assert not resources_of(template, "AWS::SageMaker::MonitoringSchedule")
         assert not resources_of(template, "AWS::SageMaker::DataQualityJobDefinition")
-    definition = json.loads(resource_body(serving.template_json("ModelBuild")))
+    definition = json.loads(pipeline_sub(serving.template_json("ModelBuild"))[0])
     assert "DataQualityBaseline" not in [step["Name"] for step in definition["Steps"]]
-
-
-def resource_body(model_build: dict) -> str:
-    (pipeline,) = resources_of(model_build, "AWS::SageMaker::Pipeline").values()
-    return pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
 
 
 def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_with_kms(model_monitor_stage):
@@ -409,14 +411,10 @@ def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_
 
 def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_monitor_stage):
     model_build = Template.from_stack(model_monitor_stage.model_build).to_json()
-    definition = json.loads(resource_body(model_build))
-    assert "DataQualityBaseline" in [step["Name"] for step in definition["Steps"]]
-    (pipeline,) = resources_of(model_build, "AWS::SageMaker::Pipeline").values()
-    values = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][1]
+    body, values = pipeline_sub(model_build)
+    assert "DataQualityBaseline" in [step["Name"] for step in json.loads(body)["Steps"]]
     assert values["ModelMonitorImageUri"]["Fn::Join"][1][0]["Fn::FindInMap"][0] == "ModelMonitorImageRegistries"
     foundation = Template.from_stack(model_monitor_stage.foundation).to_json()
-    from tests.conftest import role_statements
-
     monitoring = role_statements(foundation, "MonitoringJobRole")
     namespaces = [s["Condition"]["StringEquals"]["cloudwatch:namespace"] for s in monitoring if "cloudwatch:PutMetricData" in as_list(s["Action"])]
     assert sorted(namespaces) == ["MlPlatform/Drift", "aws/sagemaker/Endpoints/data-metrics"]
@@ -426,13 +424,8 @@ def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_m
 
 
 def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so(tmp_path, capsys):
-    from app import build_app, make_app
-    from tests.conftest import approved_context
-
     (tmp_path / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
-    app = make_app(outdir=str(tmp_path / "out"), context={**cdk_json_context(recorded=False), **approved_context()})
-    stage = build_app(app, config_dir=tmp_path)
-    template = Template.from_stack(stage.serving).to_json()
+    template = synthesize(tmp_path / "out", config_dir=tmp_path, context=approved_context()).template_json("Serving")
     (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
     assert "DataQualityBaselineConfig" not in job["Properties"]
     assert "monitoring: the Model Monitor schedule of 'sandbox' has no baseline" in capsys.readouterr().err

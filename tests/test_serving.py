@@ -13,7 +13,17 @@ from app import build_app, cdk_json_context, make_app
 from config import ConfigError, load_config
 from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
-from tests.conftest import APPROVED_PACKAGE, as_list, config_error, logical_id, resources_of, role_statements
+from tests.conftest import (
+    APPROVED_PACKAGE,
+    as_list,
+    config_error,
+    logical_id,
+    output_of,
+    pipeline_sub,
+    properties,
+    resources_of,
+    role_statements,
+)
 
 PACKAGE = ApprovedPackage(arn=APPROVED_PACKAGE["arn"], version=APPROVED_PACKAGE["version"])
 
@@ -26,14 +36,6 @@ def t(serving) -> dict:
 @pytest.fixture(scope="module")
 def foundation_json(serving) -> dict:
     return serving.template_json("Foundation")
-
-
-def output_of(value) -> str:
-    return value["Fn::GetStackOutput"]["OutputName"]
-
-
-def resource(template: dict, resource_type: str, prefix: str) -> dict:
-    return template["Resources"][logical_id(template, resource_type, prefix)]["Properties"]
 
 
 def stage_with(tmp_path: Path, serving_yaml: str = "{}", package: ApprovedPackage = PACKAGE, name: str = "S") -> PlatformStage:
@@ -105,7 +107,7 @@ def test_the_model_serves_the_recorded_package_in_the_vpc_with_the_model_role_an
 
 
 def test_realtime_config_captures_requests_and_responses_encrypted(t):
-    config = resource(t, "AWS::SageMaker::EndpointConfig", "RealtimeEndpointConfig")
+    config = properties(t, "AWS::SageMaker::EndpointConfig", "RealtimeEndpointConfig")
     capture = config["DataCaptureConfig"]
     assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 100
     assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
@@ -116,14 +118,14 @@ def test_realtime_config_captures_requests_and_responses_encrypted(t):
     assert "ModelsKey" in output_of(config["KmsKeyId"])
     (variant,) = config["ProductionVariants"]
     assert variant == {
-        "VariantName": "AllTraffic", "ModelName": resource(t, "AWS::SageMaker::Model", "ApprovedModel")["ModelName"],
+        "VariantName": "AllTraffic", "ModelName": properties(t, "AWS::SageMaker::Model", "ApprovedModel")["ModelName"],
         "InstanceType": "ml.m5.large", "InitialInstanceCount": 1, "InitialVariantWeight": 1,
     }  # fmt: skip
     assert config["EndpointConfigName"].startswith("mlp-sandbox-realtime-config-")
 
 
 def test_endpoint_has_a_stable_name_published_as_output_and_parameter(serving, t):
-    endpoint = resource(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
+    endpoint = properties(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
     assert endpoint["EndpointName"] == "mlp-sandbox-realtime"
     assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": [logical_id(t, "AWS::SageMaker::EndpointConfig", "RealtimeEndpointConfig"), "EndpointConfigName"]}
     parameters = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in resources_of(t, "AWS::SSM::Parameter").values()}
@@ -137,7 +139,7 @@ def test_endpoint_has_a_stable_name_published_as_output_and_parameter(serving, t
 
 
 def test_updates_are_blue_green_with_a_bake_period_alarm_rollback_and_retained_variant_properties(t):
-    endpoint = resource(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
+    endpoint = properties(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")
     assert endpoint["RetainAllVariantProperties"] is True
     policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     # One instance by default: SageMaker's canary and linear steps need at least two, so all at once, then bake.
@@ -169,7 +171,7 @@ def test_updates_are_blue_green_with_a_bake_period_alarm_rollback_and_retained_v
     ],
 )  # fmt: skip
 def test_rollout_mode_comes_from_config(custom, endpoint_id, expected):
-    endpoint = resource(custom, "AWS::SageMaker::Endpoint", endpoint_id)
+    endpoint = properties(custom, "AWS::SageMaker::Endpoint", endpoint_id)
     assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == expected
 
 
@@ -193,13 +195,15 @@ def test_autoscaling_registers_after_the_endpoint_and_tracks_invocations_per_ins
     }  # fmt: skip
 
 
-def test_names_change_only_when_content_changes(tmp_path):
-    def names(serving_yaml: str, package: ApprovedPackage = PACKAGE) -> tuple[str, str, str]:
-        stage = stage_with(tmp_path, serving_yaml, package)
+def test_names_change_only_when_content_changes(serving, tmp_path):
+    def names_of(stage: PlatformStage) -> tuple[str, str, str]:
         endpoint = stage.serving.endpoints["realtime"]
         return stage.serving.model.model_name, endpoint.config_name, endpoint.endpoint_name
 
-    base = names("{}")
+    def names(serving_yaml: str, package: ApprovedPackage = PACKAGE) -> tuple[str, str, str]:
+        return names_of(stage_with(tmp_path, serving_yaml, package))
+
+    base = names_of(serving.stage)  # the app's own build
     assert names("{}") == base  # same content, same names
     # Config-only changes that do not touch the model or its endpoint configuration keep every name.
     assert names("{realtime: {scaling: {max_capacity: 9}, rollout: {wait_seconds: 120}}}") == base
@@ -230,7 +234,7 @@ def test_studio_users_may_invoke_the_endpoints_and_nothing_else(t):
 
 
 def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
-    model = resource(t, "AWS::SageMaker::Model", "MultiModel")
+    model = properties(t, "AWS::SageMaker::Model", "MultiModel")
     (container,) = model["Containers"]
     assert container["Mode"] == "MultiModel"
     url = container["ModelDataUrl"]["Fn::Join"][1]
@@ -246,12 +250,12 @@ def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
     (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "MultiModelRole" in p["Properties"]["PolicyName"]]
     reads = [r for st in policy["PolicyDocument"]["Statement"] if st["Action"] == "s3:GetObject" for r in as_list(st["Resource"])]
     assert len(reads) == 1 and submit[-1] in json.dumps(reads[0])  # the handlers' tarball, nothing else
-    config = resource(t, "AWS::SageMaker::EndpointConfig", "MultiModelEndpointConfig")
+    config = properties(t, "AWS::SageMaker::EndpointConfig", "MultiModelEndpointConfig")
     assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"]
-    endpoint = resource(t, "AWS::SageMaker::Endpoint", "MultiModelEndpoint")
+    endpoint = properties(t, "AWS::SageMaker::Endpoint", "MultiModelEndpoint")
     assert endpoint["EndpointName"] == "mlp-sandbox-multi-model"
     assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
-    target = resource(t, "AWS::ApplicationAutoScaling::ScalableTarget", "MultiModelEndpointScalableTarget")
+    target = properties(t, "AWS::ApplicationAutoScaling::ScalableTarget", "MultiModelEndpointScalableTarget")
     assert target["ResourceId"] == "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"
 
 
@@ -287,7 +291,7 @@ def test_serving_roles_may_pull_only_the_framework_image(foundation_json):
 
 
 def test_async_results_go_to_s3_encrypted_and_notices_to_an_encrypted_topic(t):
-    config = resource(t, "AWS::SageMaker::EndpointConfig", "AsyncEndpointConfig")
+    config = properties(t, "AWS::SageMaker::EndpointConfig", "AsyncEndpointConfig")
     async_config = config["AsyncInferenceConfig"]
     assert async_config["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 4}
     output = async_config["OutputConfig"]
@@ -322,7 +326,7 @@ def test_async_endpoint_scales_on_backlog_per_instance(t):
     metric = config["CustomizedMetricSpecification"]
     assert (metric["MetricName"], metric["Namespace"], metric["Statistic"]) == ("ApproximateBacklogSizePerInstance", "AWS/SageMaker", "Average")
     assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": "mlp-sandbox-async"}]
-    rollback = resource(t, "AWS::CloudWatch::Alarm", "AsyncEndpointErrorsAlarm")
+    rollback = properties(t, "AWS::CloudWatch::Alarm", "AsyncEndpointErrorsAlarm")
     assert rollback["MetricName"] == "InvocationFailures"  # async requests have no HTTP status
 
 
@@ -333,7 +337,7 @@ def test_async_endpoint_can_scale_to_zero_and_wakes_on_backlog(custom):
     steps = [p for p in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values() if p["Properties"]["PolicyType"] == "StepScaling"]
     ((step_id, step),) = [(k, v) for k, v in resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").items() if v in steps]
     assert step["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
-    alarm = resource(template, "AWS::CloudWatch::Alarm", "AsyncEndpointBacklogWithoutCapacityAlarm")
+    alarm = properties(template, "AWS::CloudWatch::Alarm", "AsyncEndpointBacklogWithoutCapacityAlarm")
     assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("HasBacklogWithoutCapacity", 1, "GreaterThanOrEqualToThreshold")
     assert alarm["AlarmActions"] == [{"Ref": step_id}]
 
@@ -341,9 +345,7 @@ def test_async_endpoint_can_scale_to_zero_and_wakes_on_backlog(custom):
 def test_endpoints_can_be_switched_off_one_by_one(tmp_path):
     stage = stage_with(tmp_path, "{multi_model: {enabled: false}, asynchronous: {enabled: false}}")
     assert list(stage.serving.endpoints) == ["realtime"]
-    (tmp_path / "sandbox.yaml").write_text("serving: {enabled: false}\n")
-    config = load_config("sandbox", config_dir=tmp_path)
-    stage = PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "T", config=config, approved_package=PACKAGE)
+    stage = stage_with(tmp_path, "{enabled: false}", name="T")
     assert stage.serving is None and stage.serving_skipped == "serving.enabled is false"
 
 
@@ -379,8 +381,7 @@ def test_bad_serving_settings_are_clear_errors_naming_the_key(tmp_path, serving_
 
 def batch_pipeline(template: dict) -> tuple[dict, dict]:
     """The batch-scoring pipeline's definition (parsed) and its Fn::Sub values."""
-    props = resource(template, "AWS::SageMaker::Pipeline", "BatchScoring")
-    body, values = props["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    body, values = pipeline_sub(template, "BatchScoring")
     return json.loads(body), values
 
 
@@ -388,9 +389,9 @@ def test_batch_scoring_transforms_with_the_approved_model_in_multi_record_csv_jo
     from tests.definition_checks import api_problems
 
     definition, values = batch_pipeline(t)
-    assert resource(t, "AWS::SageMaker::Pipeline", "BatchScoring")["PipelineName"] == "mlp-sandbox-batch-scoring"
+    assert properties(t, "AWS::SageMaker::Pipeline", "BatchScoring")["PipelineName"] == "mlp-sandbox-batch-scoring"
     defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
-    assert defaults["ModelName"] == "${ModelName}" and values["ModelName"] == resource(t, "AWS::SageMaker::Model", "ApprovedModel")["ModelName"]
+    assert defaults["ModelName"] == "${ModelName}" and values["ModelName"] == properties(t, "AWS::SageMaker::Model", "ApprovedModel")["ModelName"]
     assert defaults["InputDataUrl"] == "s3://${DataBucket}/batch-scoring/input/"
     assert defaults["OutputDataUrl"] == "s3://${DataBucket}/batch-scoring/output/"
     assert (defaults["InstanceType"], defaults["InstanceCount"]) == ("ml.m5.large", 1)

@@ -14,17 +14,12 @@ from app import cdk_json_context
 from config import load_config
 from config.schema import STUDIO_INSTANCE_TYPES
 from stacks.platform_stage import PlatformStage
-from tests.conftest import as_list, resources_of, role_statements
+from tests.conftest import as_list, output_of, resources_of, role_statements
 
 
 def only(template_json: dict, resource_type: str) -> tuple[str, dict]:
     ((logical_id, resource),) = resources_of(template_json, resource_type).items()
     return logical_id, resource
-
-
-def output_of(value) -> str:
-    """The cross-stack output a value is read from (Fn::GetStackOutput)."""
-    return value["Fn::GetStackOutput"]["OutputName"]
 
 
 @pytest.fixture(scope="module")
