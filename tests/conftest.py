@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -181,6 +182,21 @@ def role_statements(template_json: dict, role: str) -> list[dict]:
         if {"Ref": role_id} in policy["Properties"].get("Roles", []):
             statements += policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
+
+
+@functools.lru_cache(maxsize=None)
+def _botocore_session():
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+def offline_client(service: str, region: str = "eu-west-1"):
+    """A real botocore client with dummy credentials, for Stubber: nothing it sends leaves the process.
+
+    One botocore session serves every test, so each service model is parsed once per worker, not per test.
+    """
+    return _botocore_session().create_client(service, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def load_json(path: Path) -> dict:

@@ -23,6 +23,7 @@ from ops.approved_model import (
     read_recorded,
     record,
 )
+from tests.conftest import offline_client
 
 ACCOUNT = "111111111111"
 REGION = "eu-west-1"
@@ -75,8 +76,7 @@ def list_params(group: str = GROUP, token: str | None = None) -> dict:
 @pytest.fixture
 def client():
     """A SageMaker client that never leaves the process (dummy credentials, every call stubbed)."""
-    session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-    return session.client("sagemaker")
+    return offline_client("sagemaker", REGION)
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+
+from tests.conftest import offline_client
 
 HANDLER = Path(__file__).resolve().parent.parent / "ml_constructs" / "studio_cleanup_handler" / "index.py"
 DOMAIN = "d-abc123xyz"
@@ -35,7 +36,7 @@ def handler():
 @pytest.fixture
 def stub(handler, monkeypatch):
     """A stubbed SageMaker client injected into the handler; every queued answer must be consumed."""
-    client = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    client = offline_client("sagemaker")
     monkeypatch.setattr(handler, "_client", lambda: client)
     with Stubber(client) as stubber:
         yield stubber
