@@ -134,6 +134,14 @@ def foundation(sandbox) -> Template:
     return sandbox.template("Foundation")
 
 
+def template_of(stack: cdk.Stack) -> dict:
+    """``stack``'s template from its stage's one cached synthesis.
+
+    ``Template.from_stack`` re-synthesizes the whole stage on every call; several stacks of one stage cost one synth here.
+    """
+    return cdk.Stage.of(stack).synth().get_stack_artifact(stack.artifact_id).template
+
+
 def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
     return {k: v for k, v in template_json["Resources"].items() if v["Type"] == resource_type}
 

@@ -6,12 +6,11 @@ import json
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
 from config.schema import PlatformConfig
 from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
-from tests.conftest import as_list, logical_id, resources_of, role_policies, role_statements
+from tests.conftest import as_list, logical_id, resources_of, role_policies, role_statements, template_of
 
 ROLES = [
     "StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole",
@@ -188,7 +187,7 @@ def test_every_stateful_resource_is_retained(sandbox):
 def destroyable_sandbox() -> dict[str, dict]:
     app = cdk.App()
     stage = PlatformStage(app, "Sandbox", config=PlatformConfig(stateful_resources_on_delete="destroy"))
-    return {s.node.id: Template.from_stack(s).to_json() for s in stage.stacks}
+    return {s.node.id: template_of(s) for s in stage.stacks}
 
 
 def test_sandbox_can_opt_into_destroy_with_auto_delete(destroyable_sandbox):

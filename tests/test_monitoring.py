@@ -7,7 +7,6 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
 from app import cdk_json_context
 from config import load_config
@@ -24,6 +23,7 @@ from tests.conftest import (
     resources_of,
     role_statements,
     synthesize,
+    template_of,
 )
 
 PACKAGE = ApprovedPackage(arn=APPROVED_PACKAGE["arn"], version=APPROVED_PACKAGE["version"])
@@ -46,7 +46,7 @@ def monitoring_with(tmp_path: Path, monitoring_yaml: str, package: ApprovedPacka
     (tmp_path / "sandbox.yaml").write_text(f"monitoring: {monitoring_yaml}\n")
     config = load_config("sandbox", config_dir=tmp_path)
     stage = PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "S", config=config, approved_package=package)
-    return Template.from_stack(stage.monitoring).to_json()
+    return template_of(stage.monitoring)
 
 
 # Non-default settings checked below, in two builds: one customised, one with the optional parts off.
@@ -377,7 +377,7 @@ def test_model_monitor_is_off_by_default(serving):
 
 def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_with_kms(model_monitor_stage):
     # In the Serving stack: SageMaker refuses to delete an endpoint that still has a schedule.
-    template = Template.from_stack(model_monitor_stage.serving).to_json()
+    template = template_of(model_monitor_stage.serving)
     ((job_id, job),) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").items()
     props = job["Properties"]
     app = props["DataQualityAppSpecification"]
@@ -410,11 +410,11 @@ def test_model_monitor_schedules_hourly_data_quality_on_the_endpoint_in_the_vpc_
 
 
 def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_monitor_stage):
-    model_build = Template.from_stack(model_monitor_stage.model_build).to_json()
+    model_build = template_of(model_monitor_stage.model_build)
     body, values = pipeline_sub(model_build)
     assert "DataQualityBaseline" in [step["Name"] for step in json.loads(body)["Steps"]]
     assert values["ModelMonitorImageUri"]["Fn::Join"][1][0]["Fn::FindInMap"][0] == "ModelMonitorImageRegistries"
-    foundation = Template.from_stack(model_monitor_stage.foundation).to_json()
+    foundation = template_of(model_monitor_stage.foundation)
     monitoring = role_statements(foundation, "MonitoringJobRole")
     namespaces = [s["Condition"]["StringEquals"]["cloudwatch:namespace"] for s in monitoring if "cloudwatch:PutMetricData" in as_list(s["Action"])]
     assert sorted(namespaces) == ["MlPlatform/Drift", "aws/sagemaker/Endpoints/data-metrics"]

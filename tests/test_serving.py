@@ -7,7 +7,6 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
 from app import build_app, cdk_json_context, make_app
 from config import ConfigError, load_config
@@ -23,6 +22,7 @@ from tests.conftest import (
     properties,
     resources_of,
     role_statements,
+    template_of,
 )
 
 PACKAGE = ApprovedPackage(arn=APPROVED_PACKAGE["arn"], version=APPROVED_PACKAGE["version"])
@@ -59,7 +59,7 @@ CUSTOM_SERVING = (
 
 @pytest.fixture(scope="module")
 def custom(tmp_path_factory) -> dict:
-    return Template.from_stack(stage_with(tmp_path_factory.mktemp("custom"), CUSTOM_SERVING).serving).to_json()
+    return template_of(stage_with(tmp_path_factory.mktemp("custom"), CUSTOM_SERVING).serving)
 
 
 # --- which model ----------------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from app import cdk_json_context
 from config import load_config
 from config.schema import STUDIO_INSTANCE_TYPES
 from stacks.platform_stage import PlatformStage
-from tests.conftest import as_list, output_of, resources_of, role_statements
+from tests.conftest import as_list, output_of, resources_of, role_statements, template_of
 
 
 def only(template_json: dict, resource_type: str) -> tuple[str, dict]:
@@ -114,7 +113,7 @@ def _profile_ids(tmp_path: Path, users: str) -> dict[str, dict]:
         f"studio: {{users: {users}}}\n"
     )
     stage = PlatformStage(cdk.App(context=cdk_json_context()), "Team", config=load_config("team", config_dir=tmp_path))
-    template = Template.from_stack(stage.studio).to_json()
+    template = template_of(stage.studio)
     return {k: v for k, v in resources_of(template, "AWS::SageMaker::UserProfile").items()}
 
 
@@ -193,7 +192,7 @@ def test_domain_id_and_url_are_published(studio):
 def test_studio_and_mlflow_can_be_switched_off(tmp_path):
     (tmp_path / "sandbox.yaml").write_text("studio: {mlflow: {enabled: false}}\n")
     stage = PlatformStage(cdk.App(context=cdk_json_context()), "S", config=load_config("sandbox", config_dir=tmp_path))
-    template = Template.from_stack(stage.studio).to_json()
+    template = template_of(stage.studio)
     assert not resources_of(template, "AWS::SageMaker::MlflowTrackingServer")
     assert stage.foundation.mlflow_role is None
     (tmp_path / "sandbox.yaml").write_text("studio: {enabled: false}\n")
@@ -209,7 +208,7 @@ def test_allowed_instance_types_are_ones_studio_accepts():
 def _studio_template(tmp_path: Path, studio_yaml: str) -> dict:
     (tmp_path / "sandbox.yaml").write_text(f"studio: {studio_yaml}\n")
     stage = PlatformStage(cdk.App(context=cdk_json_context()), "S", config=load_config("sandbox", config_dir=tmp_path))
-    return Template.from_stack(stage.studio).to_json()
+    return template_of(stage.studio)
 
 
 def cleanup_policy_actions(template: dict) -> set[str]:
