@@ -51,8 +51,9 @@ lint: setup-dev synth
 	$(VENV)/bin/cfn-lint -- cdk.out/assembly-MlPlatform-$(ENV)/*.template.json
 	@echo "cfn-lint: no findings in environment '$(ENV)'."
 
+# One worker per core (each synthesis is shared between them); the slowest tests are listed at the end.
 test: setup-dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --durations=15
 
 local-run: setup-dev
 	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,28 +71,50 @@ def no_network():
 
 @dataclass
 class Synthesized:
-    """One synthesized environment: the stage, its assembly directory and per-stack templates."""
+    """One synthesized environment: its cloud assembly (directory and per-stack templates) and the stage.
 
-    stage: object
+    Under pytest-xdist one worker synthesizes and the others read its assembly from disk; a worker that reads
+    it builds the live ``stage`` (construct objects) only if a test asks for it.
+    """
+
     outdir: Path
     assembly: cdk.cx_api.CloudAssembly
+    build_stage: Callable[[], object]
+    _stage: object = None
+    _stack_artifacts: dict | None = None
+
+    @property
+    def stage(self):
+        if self._stage is None:
+            self._stage = self.build_stage()
+        return self._stage
 
     def template_json(self, stack_id: str) -> dict:
-        return self._artifact(stack_id).template
+        return self._stacks()[stack_id].template
 
     def template(self, stack_id: str) -> Template:
         return Template.from_json(self.template_json(stack_id))
 
     def template_path(self, stack_id: str) -> Path:
-        return Path(self._artifact(stack_id).template_full_path)
+        return Path(self._stacks()[stack_id].template_full_path)
 
     @property
     def stack_ids(self) -> list[str]:
-        return [s.node.id for s in self.stage.stacks]
+        return list(self._stacks())
 
-    def _artifact(self, stack_id: str):
-        stack = next(s for s in self.stage.stacks if s.node.id == stack_id)
-        return self.assembly.get_nested_assembly(self.stage.artifact_id).get_stack_artifact(stack.artifact_id)
+    def _stacks(self) -> dict:
+        """The stage's stack artifacts by construct id, in the order the stage defines them."""
+        if self._stack_artifacts is None:
+            self._stack_artifacts = self._read_stacks()
+        return self._stack_artifacts
+
+    def _read_stacks(self) -> dict:
+        (stage_id,) = [a.id for a in self.assembly.artifacts if a.id.startswith("assembly-")]
+        by_path = {s.hierarchical_id: s for s in self.assembly.get_nested_assembly(stage_id).stacks}
+        # tree.json lists the stage's children in construction order (the manifest sorts by dependency).
+        stage_name = stage_id.removeprefix("assembly-")
+        children = load_json(self.outdir / "tree.json")["tree"]["children"][stage_name]["children"]
+        return {child: by_path[f"{stage_name}/{child}"] for child in children if f"{stage_name}/{child}" in by_path}
 
 
 # What `python -m ops.approved_model` records once a package is approved (tests pass it as context).
@@ -102,10 +126,8 @@ APPROVED_PACKAGE = {
 }
 
 
-def synthesize(
-    outdir: Path, env: str | None = None, config_dir: Path | None = None, *, context: dict | None = None
-) -> Synthesized:
-    """Synthesize the app exactly as ``app.py`` does (cdk.json context, cdk-nag on).
+def _stage_and_assembly(outdir: Path, env: str | None, config_dir: Path | None, context: dict | None):
+    """The app exactly as ``app.py`` builds it (cdk.json context, cdk-nag on), synthesized into ``outdir``.
 
     A developer's own ``cdk.context.json`` is ignored: tests pass what they need in ``context``.
     """
@@ -114,14 +136,45 @@ def synthesize(
         context["env"] = env
     app = make_app(outdir=str(outdir), context=context)
     stage = build_app(app, config_dir=config_dir or DEFAULT_CONFIG_DIR)
-    assembly = app.synth()
-    return Synthesized(stage=stage, outdir=outdir, assembly=assembly)
+    return stage, app.synth()
+
+
+def synthesize(
+    outdir: Path, env: str | None = None, config_dir: Path | None = None, *, context: dict | None = None
+) -> Synthesized:
+    """Synthesize the app exactly as ``app.py`` does, into ``outdir``."""
+    stage, assembly = _stage_and_assembly(outdir, env, config_dir, context)
+    rebuild = functools.partial(_rebuilt_stage, outdir, env, config_dir, context)
+    return Synthesized(outdir=outdir, assembly=assembly, build_stage=rebuild, _stage=stage)
+
+
+def _rebuilt_stage(outdir: Path, env, config_dir, context):
+    return _stage_and_assembly(outdir.with_name(f"{outdir.name}.rebuilt-{os.getpid()}"), env, config_dir, context)[0]
+
+
+def synthesize_once(
+    tmp_path_factory, name: str, env: str | None = None, config_dir: Path | None = None, *, context: dict | None = None
+) -> Synthesized:
+    """``synthesize`` once per test run: under pytest-xdist the first worker to ask synthesizes, the others wait
+    for it and read the same cloud assembly from disk (a file lock orders them)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return synthesize(tmp_path_factory.mktemp(f"cdk.out.{name}"), env, config_dir, context=context)
+    outdir = tmp_path_factory.getbasetemp().parent / f"cdk.out.{name}"
+    with open(f"{outdir}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        complete = outdir.with_name(f"{outdir.name}.complete")
+        if not complete.exists():
+            synthesized = synthesize(outdir, env, config_dir, context=context)
+            complete.touch()
+            return synthesized
+    rebuild = functools.partial(_rebuilt_stage, outdir, env, config_dir, context)
+    return Synthesized(outdir=outdir, assembly=cdk.cx_api.CloudAssembly(str(outdir)), build_stage=rebuild)
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> Synthesized:
     """The default platform, synthesized once for the whole session."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out.sandbox"))
+    return synthesize_once(tmp_path_factory, "sandbox")
 
 
 @pytest.fixture(scope="session")
@@ -222,7 +275,7 @@ def config_error(tmp_path: Path, yaml_text: str, name: str = "sandbox") -> str:
 @pytest.fixture(scope="session")
 def examples(tmp_path_factory) -> dict[str, Synthesized]:
     """The shipped example environments (account-bound, new and existing VPC), synthesized once."""
-    return {env: synthesize(tmp_path_factory.mktemp(f"cdk.out.{env}"), env) for env in ("dev", "prod")}
+    return {env: synthesize_once(tmp_path_factory, env, env) for env in ("dev", "prod")}
 
 
 def approved_context(env: str = "sandbox", package: dict = APPROVED_PACKAGE) -> dict:
@@ -232,7 +285,7 @@ def approved_context(env: str = "sandbox", package: dict = APPROVED_PACKAGE) -> 
 @pytest.fixture(scope="session")
 def serving(tmp_path_factory) -> Synthesized:
     """The default platform with an approved model package recorded: it serves that package."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out.serving"), context=approved_context())
+    return synthesize_once(tmp_path_factory, "serving", context=approved_context())
 
 
 @pytest.fixture(scope="session")
@@ -251,7 +304,7 @@ def model_monitor(tmp_path_factory) -> Synthesized:
         "data_quality_statistics": f"{baseline}/statistics.json",
         "data_quality_constraints": f"{baseline}/constraints.json",
     }
-    return synthesize(tmp_path_factory.mktemp("cdk.out.model-monitor"), "dev", config_dir, context=approved_context("dev", package))
+    return synthesize_once(tmp_path_factory, "model-monitor", "dev", config_dir, context=approved_context("dev", package))
 
 
 @pytest.fixture(scope="session")
