@@ -90,7 +90,7 @@ def test_a_package_from_another_region_is_a_clear_error(tmp_path):
         build_app(make_app(outdir=str(tmp_path), context=context))
 
 
-def test_the_model_serves_the_recorded_package_in_the_vpc_with_the_model_role_and_isolation(serving, t):
+def test_the_model_serves_the_recorded_package_in_the_vpc_with_the_model_role_and_isolation(t):
     (model,) = [r["Properties"] for r in resources_of(t, "AWS::SageMaker::Model").values() if "ModelPackageName" in r["Properties"]["Containers"][0]]
     assert model["Containers"] == [{"ModelPackageName": APPROVED_PACKAGE["arn"]}]
     assert model["EnableNetworkIsolation"] is True
@@ -100,7 +100,6 @@ def test_the_model_serves_the_recorded_package_in_the_vpc_with_the_model_role_an
     ] and len(model["VpcConfig"]["Subnets"]) == 2
     assert "WorkloadSecurityGroup" in output_of(model["VpcConfig"]["SecurityGroupIds"][0])
     assert model["ModelName"].startswith("mlp-sandbox-v12-")
-    assert serving.stage.serving.model.model_name == model["ModelName"]
 
 
 # --- real-time endpoint ---------------------------------------------------------------------------------
@@ -195,15 +194,16 @@ def test_autoscaling_registers_after_the_endpoint_and_tracks_invocations_per_ins
     }  # fmt: skip
 
 
-def test_names_change_only_when_content_changes(serving, tmp_path):
-    def names_of(stage: PlatformStage) -> tuple[str, str, str]:
+def test_names_change_only_when_content_changes(t, tmp_path):
+    def names(serving_yaml: str, package: ApprovedPackage = PACKAGE) -> tuple[str, str, str]:
+        stage = stage_with(tmp_path, serving_yaml, package)
         endpoint = stage.serving.endpoints["realtime"]
         return stage.serving.model.model_name, endpoint.config_name, endpoint.endpoint_name
 
-    def names(serving_yaml: str, package: ApprovedPackage = PACKAGE) -> tuple[str, str, str]:
-        return names_of(stage_with(tmp_path, serving_yaml, package))
-
-    base = names_of(serving.stage)  # the app's own build
+    # The names the app's own build deployed.
+    config = properties(t, "AWS::SageMaker::EndpointConfig", "RealtimeEndpointConfig")
+    (model,) = [r["Properties"]["ModelName"] for r in resources_of(t, "AWS::SageMaker::Model").values() if "ModelPackageName" in r["Properties"]["Containers"][0]]
+    base = (model, config["EndpointConfigName"], properties(t, "AWS::SageMaker::Endpoint", "RealtimeEndpoint")["EndpointName"])
     assert names("{}") == base  # same content, same names
     # Config-only changes that do not touch the model or its endpoint configuration keep every name.
     assert names("{realtime: {scaling: {max_capacity: 9}, rollout: {wait_seconds: 120}}}") == base
