@@ -35,7 +35,8 @@ def make_app(*, outdir: str, context: dict | None = None) -> cdk.App:
     app.node.set_context("aws:cdk:disable-creation-stack-traces", True)
     # Building the pipeline definition imports the SageMaker SDK (2 s); reuse it while its inputs hold.
     if os.environ.get("ML_PLATFORM_DEFINITION_CACHE", "1") != "0":
-        app.node.set_context(DEFINITION_CACHE_CONTEXT, str(Path(__file__).resolve().parent / ".cache" / "pipeline-definitions"))
+        cache_dir = Path(os.environ.get("ML_PLATFORM_CACHE_DIR", ROOT / ".cache")) / "pipeline-definitions"
+        app.node.set_context(DEFINITION_CACHE_CONTEXT, str(cache_dir))
     return app
 
 
