@@ -18,14 +18,13 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from config.schema import RolloutConfig, ScalingConfig
-from ml_constructs.buckets import SecureBucket
-from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
-from ml_constructs.notifications import NotificationTopic
 
 NAMESPACE = "AWS/SageMaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -57,7 +56,7 @@ class EndpointModel(Construct):
     every archive under the prefix is a model).
 
     :param name_prefix: start of the generated name, e.g. ``mlp-dev-v12``.
-    :param execution_role_arn: the role the model's containers run with.
+    :param role: the execution role the model's containers run with.
     :param network: subnets and security group the containers attach to.
     :param model_package_arn: serve this model package version.
     :param image_uri: container image (multi-model mode).
@@ -73,7 +72,7 @@ class EndpointModel(Construct):
         id_: str,
         *,
         name_prefix: str,
-        execution_role_arn: str,
+        role: iam.IRole,
         network: PrivateNetwork,
         model_package_arn: str | None = None,
         image_uri: str | None = None,
@@ -93,7 +92,7 @@ class EndpointModel(Construct):
         self.resource = sagemaker.CfnModel(
             self,
             "Resource",
-            execution_role_arn=execution_role_arn,
+            execution_role_arn=role.role_arn,
             containers=[container],
             enable_network_isolation=network_isolation,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
@@ -110,22 +109,58 @@ class DataCapture:
     """Requests and responses written to ``bucket`` under ``prefix``, encrypted with ``bucket``'s key.
 
     SageMaker appends ``<endpoint>/<variant>/yyyy/mm/dd/hh/`` to the destination.
+
+    :param sampling_percentage: share of requests captured; 0 turns capture off. Default: 100.
     """
 
-    bucket: SecureBucket
+    bucket: s3.IBucket
     prefix: str
     sampling_percentage: int = 100
 
 
 @dataclass(frozen=True)
 class AsyncInference:
-    """Asynchronous invocation: results and failures in S3, completion notices on SNS."""
+    """Asynchronous invocation: results and failures in S3 (encrypted with ``output_key``), completion
+    notices on ``notifications``.
+
+    :param max_concurrent_invocations_per_instance: Default: 4.
+    """
 
     output_url: str
     failure_url: str
-    output_key: PlatformKey
-    notifications: NotificationTopic
+    output_key: kms.IKey
+    notifications: sns.ITopic
     max_concurrent_invocations_per_instance: int = 4
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How an update shifts traffic (blue/green) and when it rolls back; every default is SageMaker-safe.
+
+    :param mode: ``canary`` (``canary_percent`` of the capacity, then the rest), ``linear`` (steps of
+        ``linear_step_percent``) or ``all_at_once``. Default: ``all_at_once``.
+    :param canary_percent: Default: 10.
+    :param linear_step_percent: Default: 20.
+    :param wait_seconds: after each traffic shift. Default: 300.
+    :param termination_wait_seconds: the old fleet stays this long after the shift. Default: 120.
+    :param max_execution_seconds: the whole update. Default: 3600.
+    :param max_5xx_errors_per_minute: server errors (failed invocations when asynchronous) that roll
+        the update back. Default: 5.
+    :param max_model_latency_ms: p99 model latency that rolls the update back. Default: 1000.
+    """
+
+    mode: str = "all_at_once"
+    canary_percent: int = 10
+    linear_step_percent: int = 20
+    wait_seconds: int = 300
+    termination_wait_seconds: int = 120
+    max_execution_seconds: int = 3600
+    max_5xx_errors_per_minute: int = 5
+    max_model_latency_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRAFFIC_MODES:
+            raise ValueError(f"Rollout mode {self.mode!r}; allowed: {', '.join(TRAFFIC_MODES)}")
 
 
 class GuardedEndpoint(Construct):
@@ -140,7 +175,7 @@ class GuardedEndpoint(Construct):
     :param instance_type: of the variant.
     :param initial_instance_count: of the variant when the endpoint is created.
     :param volume_key: encrypts the instances' storage volumes.
-    :param rollout: traffic shifting and rollback thresholds (the config's ``rollout`` section).
+    :param rollout: traffic shifting and rollback thresholds. Default: ``Rollout()`` (all at once).
     :param variant_name: kept across updates (blue/green needs the same name). Default: ``AllTraffic``.
     :param data_capture: capture requests and responses. Default: none.
     :param async_inference: make this an asynchronous endpoint. Default: none (real-time).
@@ -155,8 +190,8 @@ class GuardedEndpoint(Construct):
         model: EndpointModel,
         instance_type: str,
         initial_instance_count: int,
-        volume_key: PlatformKey,
-        rollout: RolloutConfig,
+        volume_key: kms.IKey,
+        rollout: Rollout = Rollout(),
         variant_name: str = "AllTraffic",
         data_capture: DataCapture | None = None,
         async_inference: AsyncInference | None = None,
@@ -271,15 +306,15 @@ class GuardedEndpoint(Construct):
 
     # -- autoscaling -------------------------------------------------------------------------
 
-    def _scalable_target(self, scaling: ScalingConfig) -> appscaling.ScalableTarget:
+    def _scalable_target(self, min_capacity: int, max_capacity: int) -> appscaling.ScalableTarget:
         target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{self.variant_name}",
             scalable_dimension=SCALABLE_DIMENSION,
-            min_capacity=scaling.min_capacity,
-            max_capacity=scaling.max_capacity,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
             role=iam.Role.from_role_arn(
                 self,
                 "AutoScalingRole",
@@ -296,40 +331,58 @@ class GuardedEndpoint(Construct):
         target.node.add_dependency(self.resource)
         return target
 
-    def scale_on_invocations(self, scaling: ScalingConfig, *, target_per_instance: float = 70.0) -> appscaling.ScalableTarget:
-        """Track ``target_per_instance`` invocations per instance and minute."""
-        target = self._scalable_target(scaling)
+    def scale_on_invocations(
+        self,
+        *,
+        min_capacity: int = 1,
+        max_capacity: int = 4,
+        target_per_instance: float = 70.0,
+        scale_in_cooldown: cdk.Duration = cdk.Duration.minutes(5),
+        scale_out_cooldown: cdk.Duration = cdk.Duration.minutes(1),
+    ) -> appscaling.ScalableTarget:
+        """Track ``target_per_instance`` invocations per instance and minute, between ``min_capacity``
+        and ``max_capacity`` instances (defaults: 1 to 4; scale in after 5 minutes, out after 1)."""
+        target = self._scalable_target(min_capacity, max_capacity)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=target_per_instance,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-            scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
-            scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+            scale_in_cooldown=scale_in_cooldown,
+            scale_out_cooldown=scale_out_cooldown,
         )
         return target
 
-    def scale_on_backlog(self, scaling: ScalingConfig, *, target_per_instance: float = 5.0) -> appscaling.ScalableTarget:
-        """Track ``target_per_instance`` queued requests per instance (asynchronous endpoints).
+    def scale_on_backlog(
+        self,
+        *,
+        min_capacity: int = 1,
+        max_capacity: int = 4,
+        target_per_instance: float = 5.0,
+        scale_in_cooldown: cdk.Duration = cdk.Duration.minutes(5),
+        scale_out_cooldown: cdk.Duration = cdk.Duration.minutes(1),
+    ) -> appscaling.ScalableTarget:
+        """Track ``target_per_instance`` queued requests per instance (asynchronous endpoints); the
+        capacity and cooldown defaults are those of ``scale_on_invocations``.
 
         With ``min_capacity`` 0, target tracking alone never starts the first instance (there is no
         per-instance backlog without instances): a step policy adds one as soon as requests wait
         without capacity.
         """
-        target = self._scalable_target(scaling)
+        target = self._scalable_target(min_capacity, max_capacity)
         target.scale_to_track_metric(
             "BacklogPerInstance",
             target_value=target_per_instance,
             custom_metric=self.metric_backlog_per_instance(),
-            scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
-            scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+            scale_in_cooldown=scale_in_cooldown,
+            scale_out_cooldown=scale_out_cooldown,
         )
-        if scaling.min_capacity == 0:
+        if min_capacity == 0:
             start = appscaling.StepScalingAction(
                 self,
                 "ScaleOutFromZero",
                 scaling_target=target,
                 adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-                cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+                cooldown=scale_out_cooldown,
                 metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
             )
             start.add_adjustment(adjustment=1, lower_bound=0)
@@ -364,7 +417,7 @@ class GuardedEndpoint(Construct):
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
             enable_capture=capture.sampling_percentage > 0,
             initial_sampling_percentage=capture.sampling_percentage,
-            destination_s3_uri=capture.bucket.s3_url(capture.prefix.rstrip("/")),
+            destination_s3_uri=f"s3://{capture.bucket.bucket_name}/{capture.prefix.rstrip('/')}",
             kms_key_id=capture.bucket.encryption_key.key_arn if capture.bucket.encryption_key else None,
             capture_options=[
                 sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in ("Input", "Output")
@@ -393,7 +446,7 @@ class GuardedEndpoint(Construct):
         )
 
     @staticmethod
-    def _blue_green(rollout: RolloutConfig) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
+    def _blue_green(rollout: Rollout) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
         mode = TRAFFIC_MODES[rollout.mode]
         percent = {"CANARY": rollout.canary_percent, "LINEAR": rollout.linear_step_percent}.get(mode)
         step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=percent) if percent else None

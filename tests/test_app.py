@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import json
 import os
@@ -47,6 +48,31 @@ def test_sandbox_is_account_agnostic(sandbox):
 def test_construct_package_does_not_shadow_the_constructs_library():
     assert Path(constructs.__file__).parent.parent.name == "site-packages"
     assert not (ROOT / "constructs").exists()
+
+
+def imported_top_level_modules(source: str) -> set[str]:
+    """The top-level package of every absolute import in ``source`` (``from config.schema import X`` gives ``config``)."""
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_import_scan_sees_every_form_of_import():
+    source = "import config\nimport os, config.schema as s\nfrom config.schema import A\ndef f():\n    from config import load_config\n"
+    assert imported_top_level_modules(source) == {"config", "os"}
+    assert imported_top_level_modules("from . import config\nfrom .config import x\n") == set()
+
+
+def test_reusable_constructs_never_import_the_environment_config():
+    """Constructs take props; the stacks translate the configuration into them."""
+    modules = sorted((ROOT / "ml_constructs").rglob("*.py"))
+    assert ROOT / "ml_constructs" / "endpoints.py" in modules
+    offenders = [str(m.relative_to(ROOT)) for m in modules if {"config", "stacks"} & imported_top_level_modules(m.read_text(encoding="utf-8"))]
+    assert offenders == [], f"modules under ml_constructs/ import the environment config or the stacks: {offenders}"
 
 
 # --- tags -----------------------------------------------------------------------------------------------
