@@ -3,6 +3,7 @@ drift and the budget."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
@@ -18,10 +19,9 @@ from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.drift_check_definition import cached_drift_definition
-from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
+from stacks.foundation_stack import SKLEARN_VERSION, FoundationResources
 from stacks.definition_cache import definition_cache_dir, subnet_substitutions
-from stacks.model_build_stack import STEPS_DIR, ModelBuildStack
-from stacks.serving_stack import ServingStack
+from stacks.model_build_stack import STEPS_DIR
 
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -35,9 +35,13 @@ class MonitoringStack(cdk.Stack):
     """What watches the environment and tells the team.
 
     :param network: subnets and security group of the drift check job.
-    :param foundation: buckets, keys and the monitoring job role.
-    :param model_build: the model-build pipeline (failures alarm; drift may retrain it).
-    :param serving: the endpoints to watch. Default: none (no approved model deployed yet).
+    :param foundation: the foundation's buckets, keys and the monitoring job role.
+    :param model_build_pipeline: the model-build pipeline (failures alarm; drift may retrain it).
+    :param endpoints: the endpoints to watch, by kind (``realtime``, ``multi-model``, ``async``).
+        Default: none (no approved model deployed yet).
+    :param served_model_package_arn: the model package version the endpoints serve (the drift check
+        reads its baseline). Default: none; required when a captured endpoint is watched.
+    :param batch_scoring_pipeline: failures alarm. Default: none.
     :param settings: the environment's ``monitoring`` configuration.
     :param cost_allocation_tag: ``(key, value)`` the budget filters on.
     :param resource_prefix: ``mlp-<env>``: alarm names start with it.
@@ -50,19 +54,22 @@ class MonitoringStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
-        model_build: ModelBuildStack,
+        foundation: FoundationResources,
+        model_build_pipeline: SageMakerPipeline,
         settings: MonitoringConfig,
         cost_allocation_tag: tuple[str, str],
         resource_prefix: str,
-        serving: ServingStack | None = None,
+        endpoints: Mapping[str, GuardedEndpoint] | None = None,
+        served_model_package_arn: str | None = None,
+        batch_scoring_pipeline: SageMakerPipeline | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         self.settings = settings
-        if serving is not None:
-            self.node.add_dependency(serving)  # alarms and schedules name its endpoints
+        endpoints = dict(endpoints or {})
+        for endpoint in endpoints.values():
+            self.node.add_dependency(endpoint)  # alarms and schedules name the endpoints as plain strings
         self.topic = NotificationTopic(
             self,
             "AlarmTopic",
@@ -74,20 +81,21 @@ class MonitoringStack(cdk.Stack):
         self.alarms = AlarmSet(self, "Alarms", topic=self.topic, name_prefix=resource_prefix)
         self.dashboard = PlatformDashboard(self, "Dashboard", dashboard_name=f"{resource_prefix}-ml-platform")
 
-        if serving is not None:
-            for kind, endpoint in serving.endpoints.items():
-                self._watch_endpoint(kind, endpoint)
+        for kind, endpoint in endpoints.items():
+            self._watch_endpoint(kind, endpoint)
 
-        pipelines = [model_build.pipeline.pipeline_name]
-        if serving is not None and serving.batch_scoring is not None:
-            pipelines.append(serving.batch_scoring.pipeline_name)
-        captured = {k: e for k, e in (serving.endpoints.items() if serving else []) if k in CAPTURED_ENDPOINTS and e.captures}
+        pipelines = [model_build_pipeline.pipeline_name]
+        if batch_scoring_pipeline is not None:
+            pipelines.append(batch_scoring_pipeline.pipeline_name)
+        captured = {k: e for k, e in endpoints.items() if k in CAPTURED_ENDPOINTS and e.captures}
         self.drift_check = None
         if settings.drift_check.enabled and captured:
-            self.drift_check = self._drift_check(network, foundation, serving, captured, resource_prefix)
+            if served_model_package_arn is None:
+                raise ValueError("MonitoringStack: served_model_package_arn is required to check captured endpoints for drift")
+            self.drift_check = self._drift_check(network, foundation, served_model_package_arn, captured, resource_prefix)
             pipelines.append(self.drift_check.pipeline_name)
             if settings.retrain_on_drift and "realtime" in captured:
-                self._retrain_on_drift(model_build, foundation)
+                self._retrain_on_drift(model_build_pipeline, foundation)
         for pipeline_name in pipelines:
             self._watch_pipeline(pipeline_name)
 
@@ -187,8 +195,8 @@ class MonitoringStack(cdk.Stack):
     def _drift_check(
         self,
         network: PrivateNetwork,
-        foundation: FoundationStack,
-        serving: ServingStack,
+        foundation: FoundationResources,
+        model_package_arn: str,
         captured: dict[str, GuardedEndpoint],
         resource_prefix: str,
     ) -> SageMakerPipeline:
@@ -225,7 +233,7 @@ class MonitoringStack(cdk.Stack):
                 "ReportsBucket": foundation.reports_bucket.bucket_name,
                 "CaptureBucket": foundation.capture_bucket.bucket_name,
                 "EndpointName": first.endpoint_name,
-                "ModelPackageArn": serving.package.arn,
+                "ModelPackageArn": model_package_arn,
                 **subnet_substitutions(subnet_ids),
             },
             role=foundation.pipeline_role.imported_into(self, "PipelineRole"),
@@ -274,11 +282,11 @@ class MonitoringStack(cdk.Stack):
             dimensions_map={"EndpointName": endpoint.endpoint_name}, period=cdk.Duration.hours(1),
         )  # fmt: skip
 
-    def _retrain_on_drift(self, model_build: ModelBuildStack, foundation: FoundationStack) -> events.CfnRule:
+    def _retrain_on_drift(self, model_build_pipeline: SageMakerPipeline, foundation: FoundationResources) -> events.CfnRule:
         """Start the model-build pipeline when the real-time endpoint's drift alarm goes to ALARM."""
         alarm = self.drift_alarms["realtime"]
         # The rule lives here, not with the pipeline: it depends on this stack's alarm.
-        return model_build.pipeline.start_on_event(
+        return model_build_pipeline.start_on_event(
             "RetrainOnDrift",
             scope=self,
             event_pattern={
@@ -288,7 +296,7 @@ class MonitoringStack(cdk.Stack):
                 "detail": {"state": {"value": ["ALARM"]}},
             },
             role=foundation.scheduler_role.role,
-            description=f"{alarm.alarm_name} in ALARM: retrain with {model_build.pipeline.pipeline_name}",
+            description=f"{alarm.alarm_name} in ALARM: retrain with {model_build_pipeline.pipeline_name}",
         )
 
     # -- pipelines -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from stacks.foundation_stack import (
     CAPTURE_PREFIX,
     MODEL_MONITOR_REPORTS_PREFIX,
     SKLEARN_VERSION,
-    FoundationStack,
+    FoundationResources,
 )
 from stacks.definition_cache import definition_cache_dir
 from stacks.model_build_stack import STEPS_DIR
@@ -59,7 +59,7 @@ class ServingStack(cdk.Stack):
     """Endpoints serving one approved model package version.
 
     :param network: subnets and security group the endpoints attach to.
-    :param foundation: keys, buckets and the model execution roles.
+    :param foundation: the foundation's keys, buckets and the model execution roles.
     :param settings: the environment's ``serving`` configuration.
     :param package: the approved model package version to serve.
     :param resource_prefix: ``mlp-<env>``; endpoints default to ``<prefix>-realtime|multi-model|async``.
@@ -74,7 +74,7 @@ class ServingStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
+        foundation: FoundationResources,
         settings: ServingConfig,
         package: ApprovedPackage,
         resource_prefix: str,
@@ -255,7 +255,7 @@ class ServingStack(cdk.Stack):
         for invoker in invokers:
             endpoint.grant_invoke(invoker)
 
-    def _batch_scoring(self, foundation: FoundationStack, settings: ServingConfig, resource_prefix: str) -> SageMakerPipeline:
+    def _batch_scoring(self, foundation: FoundationResources, settings: ServingConfig, resource_prefix: str) -> SageMakerPipeline:
         """A pipeline running one transform job over ``batch-scoring/input/`` with the approved model."""
         pipeline_name = f"{resource_prefix}-batch-scoring"
         definition = cached_batch_definition(
@@ -297,7 +297,7 @@ class ServingStack(cdk.Stack):
     # -- Model Monitor (accounts that still have it) ------------------------------------------------
 
     def _model_monitor(
-        self, network: PrivateNetwork, foundation: FoundationStack, endpoint: GuardedEndpoint, instance_type: str
+        self, network: PrivateNetwork, foundation: FoundationResources, endpoint: GuardedEndpoint, instance_type: str
     ) -> sagemaker.CfnMonitoringSchedule:
         """An hourly data-quality schedule on ``endpoint``, against the package's registered baseline.
 

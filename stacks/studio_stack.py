@@ -10,14 +10,14 @@ from config.schema import StudioConfig
 from ml_constructs.mlflow_server import MlflowTrackingServer
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.studio_domain import AppDefaults, StudioDomain, StudioUserSpec
-from stacks.foundation_stack import MLFLOW_PREFIX, FoundationStack
+from stacks.foundation_stack import MLFLOW_PREFIX, FoundationResources
 
 
 class StudioStack(cdk.Stack):
     """Where data scientists work.
 
     :param network: private subnets and the workload security group.
-    :param foundation: keys, buckets and the persona roles.
+    :param foundation: the foundation's keys, buckets and the persona roles.
     :param settings: the environment's ``studio`` configuration.
     :param resource_prefix: ``mlp-<env>``: the domain's name and the parameters' path.
     :param removal_policy: for the cleanup's log group. Default: ``RETAIN``. (The home EFS
@@ -30,7 +30,7 @@ class StudioStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
+        foundation: FoundationResources,
         settings: StudioConfig,
         resource_prefix: str,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,

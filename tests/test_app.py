@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -20,6 +21,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from config import load_config
 from stacks.platform_stage import ENVIRONMENT_TAG, PlatformStage
+from stacks.serving_stack import ServingStack
 from tests.conftest import ROOT, AwsCallAttempted, load_json
 from tests.definition_checks import recorded_snapshot
 
@@ -48,6 +50,27 @@ def test_sandbox_is_account_agnostic(sandbox):
 def test_construct_package_does_not_shadow_the_constructs_library():
     assert Path(constructs.__file__).parent.parent.name == "site-packages"
     assert not (ROOT / "constructs").exists()
+
+
+def stack_typed_props(cls: type) -> list[str]:
+    """The constructor props of ``cls`` whose type is (or contains) a ``cdk.Stack``."""
+
+    def stacks_in(hint) -> bool:
+        if isinstance(hint, type) and issubclass(hint, cdk.Stack):
+            return True
+        return any(stacks_in(arg) for arg in typing.get_args(hint))
+
+    return [name for name, hint in typing.get_type_hints(cls.__init__).items() if stacks_in(hint)]
+
+
+def test_stacks_take_constructs_and_values_not_other_stacks(sandbox):
+    class Leaning(cdk.Stack):
+        def __init__(self, scope, id_: str, *, other: cdk.Stack | None = None) -> None: ...
+
+    assert stack_typed_props(Leaning) == ["other"]
+    stack_classes = {type(s) for s in sandbox.stage.stacks} | {ServingStack}
+    assert len(stack_classes) == 6
+    assert {c.__name__: stack_typed_props(c) for c in stack_classes} == {c.__name__: [] for c in stack_classes}
 
 
 def imported_top_level_modules(source: str) -> set[str]:

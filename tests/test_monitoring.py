@@ -174,6 +174,14 @@ def test_thresholds_come_from_config(custom):
     assert "mlp-sandbox-realtime-invocations-absent" not in alarms
 
 
+def test_monitoring_deploys_after_the_serving_stack_whose_endpoints_it_names(serving, sandbox):
+    # Alarms and drift schedules name the endpoints as plain strings: only the stack dependency orders the deploy.
+    # (Stack.dependencies after synth: reading the artifacts' dependencies would re-type jsii's cached artifact proxies.)
+    stage = serving.stage
+    assert stage.serving.stack_name in [s.stack_name for s in stage.monitoring.dependencies]
+    assert "MlPlatform-sandbox-Serving" not in [s.stack_name for s in sandbox.stage.monitoring.dependencies]
+
+
 def test_without_endpoints_only_pipelines_and_cost_are_watched(sandbox):
     template = sandbox.template_json("Monitoring")
     assert sorted(alarms_by_name(template)) == ["mlp-sandbox-model-build-failed"]
