@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 from app import cdk_json_context
 from config import load_config
 from ml_constructs.monitoring import vcpus_of
-from stacks.platform_stage import PlatformStage
+from stacks.platform_stage import MODEL_MONITOR_WITHOUT_BASELINE, PlatformStage
 from stacks.serving_stack import ApprovedPackage
 from tests.conftest import (
     APPROVED_PACKAGE,
@@ -431,12 +431,26 @@ def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_m
         assert any(":repository/sagemaker-model-monitor-analyzer" in json.dumps(r) for r in pulls), role
 
 
-def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so(tmp_path, capsys):
+def test_model_monitor_without_a_registered_baseline_still_schedules_and_warns(tmp_path):
     (tmp_path / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
-    template = synthesize(tmp_path / "out", config_dir=tmp_path, context=approved_context()).template_json("Serving")
-    (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
+    synth = synthesize(tmp_path / "out", config_dir=tmp_path, context=approved_context())
+    (job,) = resources_of(synth.template_json("Serving"), "AWS::SageMaker::DataQualityJobDefinition").values()
     assert "DataQualityBaselineConfig" not in job["Properties"]
-    assert "monitoring: the Model Monitor schedule of 'sandbox' has no baseline" in capsys.readouterr().err
+    # A warning: `cdk synth --strict` fails until the package has a baseline or the warning is acknowledged.
+    assert synth.messages() == [
+        (
+            "aws:cdk:warning",
+            "/MlPlatform-sandbox/Serving",
+            "monitoring: the Model Monitor schedule of 'sandbox' has no baseline: package version 12 was registered "
+            "without one (set monitoring.model_monitor.enabled, retrain, approve, then `make approved-model ENV=sandbox`) "
+            f"[ack: {MODEL_MONITOR_WITHOUT_BASELINE}]",
+        )
+    ]
+
+
+def test_model_monitor_with_its_baseline_has_no_warning(model_monitor):
+    assert model_monitor.stage.serving.model_monitor_without_baseline is False
+    assert [m for m in model_monitor.messages() if m[0] != "aws:cdk:info"] == []
 
 
 def test_account_bound_environment_with_model_monitor_synthesizes_its_schedule(model_monitor):
