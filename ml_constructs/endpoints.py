@@ -27,12 +27,18 @@ from constructs import Construct
 from ml_constructs.network import PrivateNetwork
 
 NAMESPACE = "AWS/SageMaker"
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 NAME_HASH_LENGTH = 10
 MAX_NAME_LENGTH = 63
 CAPTURE_CSV_TYPES = ["text/csv"]
 CAPTURE_JSON_TYPES = ["application/json"]
 TRAFFIC_MODES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
+
+
+def _with_defaults(options: dict, statistic: str) -> dict:
+    """``options`` (cloudwatch.MetricOptions keywords) over a one-minute period and ``statistic``."""
+    return {"statistic": statistic, "period": cdk.Duration.minutes(1), **options}
 
 
 def content_name(resource: cdk.CfnResource, prefix: str) -> str:
@@ -241,7 +247,7 @@ class GuardedEndpoint(Construct):
             alarm_name=f"{endpoint_name}-rollback-latency",
             alarm_description=f"{endpoint_name}: p99 model latency above {rollout.max_model_latency_ms} ms "
             "for two minutes; an update in progress rolls back",
-            metric=self.metric_model_latency(statistic="p99"),
+            metric=self.metric_model_latency(),
             threshold=rollout.max_model_latency_ms * 1000,  # ModelLatency is in microseconds
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=2,
@@ -268,41 +274,63 @@ class GuardedEndpoint(Construct):
 
     # -- metrics -----------------------------------------------------------------------------
 
-    def metric(self, metric_name: str, *, statistic: str = "Sum", per_variant: bool = True, **kwargs) -> cloudwatch.Metric:
-        """A CloudWatch metric of this endpoint (per variant unless ``per_variant`` is false)."""
+    # Every metric_* method takes cloudwatch.MetricOptions as keyword arguments (period, statistic,
+    # label, unit, ...) over its defaults: one minute, and the statistic named in its docstring.
+
+    def metric(self, metric_name: str, *, per_variant: bool = True, **options) -> cloudwatch.Metric:
+        """A CloudWatch metric of this endpoint (per variant unless ``per_variant`` is false). Default: ``Sum``."""
         dimensions = {"EndpointName": self.endpoint_name}
         if per_variant:
             dimensions["VariantName"] = self.variant_name
+        return cloudwatch.Metric(namespace=NAMESPACE, metric_name=metric_name, dimensions_map=dimensions, **_with_defaults(options, "Sum"))
+
+    def metric_invocations(self, **options) -> cloudwatch.Metric:
+        """Requests answered (real-time endpoints). Default: ``Sum``."""
+        return self.metric("Invocations", **options)
+
+    def metric_invocations_processed(self, **options) -> cloudwatch.Metric:
+        """Requests processed (asynchronous endpoints). Default: ``Sum``."""
+        return self.metric("InvocationsProcesssed", **options)  # sic: SageMaker's metric name
+
+    def metric_client_errors(self, **options) -> cloudwatch.Metric:
+        """4xx responses. Default: ``Sum``."""
+        return self.metric("Invocation4XXErrors", **options)
+
+    def metric_instance(self, metric_name: str, **options) -> cloudwatch.Metric:
+        """An instance metric (``CPUUtilization``, ``MemoryUtilization``, ``DiskUtilization``) of the variant.
+        Default: ``Average``."""
         return cloudwatch.Metric(
-            namespace=NAMESPACE, metric_name=metric_name, dimensions_map=dimensions, statistic=statistic,
-            period=cdk.Duration.minutes(1), **kwargs,
+            namespace=INSTANCE_NAMESPACE, metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name}, **_with_defaults(options, "Average"),
         )  # fmt: skip
 
-    def metric_invocations(self) -> cloudwatch.Metric:
-        return self.metric("Invocations")
+    def metric_cpu_utilization(self, **options) -> cloudwatch.Metric:
+        """CPU of the variant's instances, in percent of one vCPU (summed over the vCPUs). Default: ``Average``."""
+        return self.metric_instance("CPUUtilization", **options)
 
-    def metric_client_errors(self) -> cloudwatch.Metric:
-        return self.metric("Invocation4XXErrors")
+    def metric_memory_utilization(self, **options) -> cloudwatch.Metric:
+        """Memory of the variant's instances, in percent. Default: ``Average``."""
+        return self.metric_instance("MemoryUtilization", **options)
 
-    def metric_instance(self, metric_name: str, *, statistic: str = "Average") -> cloudwatch.Metric:
-        """An instance metric (``CPUUtilization``, ``MemoryUtilization``, ``DiskUtilization``) of the variant."""
-        return cloudwatch.Metric(
-            namespace="/aws/sagemaker/Endpoints", metric_name=metric_name, statistic=statistic, period=cdk.Duration.minutes(1),
-            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
-        )  # fmt: skip
+    def metric_server_errors(self, **options) -> cloudwatch.Metric:
+        """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response). Default: ``Sum``."""
+        return self.metric("InvocationFailures" if self.is_async else "Invocation5XXErrors", **options)
 
-    def metric_server_errors(self) -> cloudwatch.Metric:
-        """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response)."""
-        if self.is_async:
-            return self.metric("InvocationFailures")
-        return self.metric("Invocation5XXErrors")
+    def metric_model_latency(self, **options) -> cloudwatch.Metric:
+        """Time the model takes to answer, in microseconds. Default: ``p99``."""
+        return self.metric("ModelLatency", **{"statistic": "p99", **options})
 
-    def metric_model_latency(self, *, statistic: str = "p99") -> cloudwatch.Metric:
-        return self.metric("ModelLatency", statistic=statistic)
+    def metric_backlog_per_instance(self, **options) -> cloudwatch.Metric:
+        """Queued requests per instance (asynchronous endpoints). Default: ``Average``."""
+        return self.metric("ApproximateBacklogSizePerInstance", per_variant=False, **{"statistic": "Average", **options})
 
-    def metric_backlog_per_instance(self) -> cloudwatch.Metric:
-        """Queued requests per instance (asynchronous endpoints)."""
-        return self.metric("ApproximateBacklogSizePerInstance", statistic="Average", per_variant=False)
+    def metric_oldest_request_age(self, **options) -> cloudwatch.Metric:
+        """Seconds the oldest queued request has waited (asynchronous endpoints). Default: ``Maximum``."""
+        return self.metric("ApproximateAgeOfOldestRequest", per_variant=False, **{"statistic": "Maximum", **options})
+
+    def metric_backlog_without_capacity(self, **options) -> cloudwatch.Metric:
+        """1 while requests wait and no instance runs (asynchronous endpoints). Default: ``Average``."""
+        return self.metric("HasBacklogWithoutCapacity", per_variant=False, **{"statistic": "Average", **options})
 
     # -- autoscaling -------------------------------------------------------------------------
 
@@ -391,7 +419,7 @@ class GuardedEndpoint(Construct):
                 "BacklogWithoutCapacityAlarm",
                 alarm_name=f"{self.endpoint_name}-backlog-without-capacity",
                 alarm_description=f"{self.endpoint_name}: requests wait and no instance runs; start one",
-                metric=self.metric("HasBacklogWithoutCapacity", statistic="Average", per_variant=False),
+                metric=self.metric_backlog_without_capacity(),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 evaluation_periods=1,

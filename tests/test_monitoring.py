@@ -188,6 +188,32 @@ def test_without_endpoints_only_pipelines_and_cost_are_watched(sandbox):
     assert resources_of(template, "AWS::Budgets::Budget") and resources_of(template, "AWS::CloudWatch::Dashboard")
 
 
+def test_endpoint_metrics_take_metric_options_over_their_defaults(serving):
+    realtime, asynchronous = serving.stage.serving.endpoints["realtime"], serving.stage.serving.endpoints["async"]
+    latency = realtime.metric_model_latency()
+    assert (latency.metric_name, latency.statistic, latency.period.to_seconds()) == ("ModelLatency", "p99", 60)
+    assert latency.dimensions == {"EndpointName": "mlp-sandbox-realtime", "VariantName": "AllTraffic"}
+    tuned = realtime.metric_model_latency(statistic="p50", period=cdk.Duration.minutes(5), label="median")
+    assert (tuned.statistic, tuned.period.to_seconds(), tuned.label) == ("p50", 300, "median")
+    cpu = realtime.metric_cpu_utilization(period=cdk.Duration.minutes(5))
+    assert (cpu.namespace, cpu.metric_name, cpu.statistic, cpu.period.to_seconds()) == ("/aws/sagemaker/Endpoints", "CPUUtilization", "Average", 300)
+    assert (realtime.metric_server_errors().metric_name, asynchronous.metric_server_errors().metric_name) == ("Invocation5XXErrors", "InvocationFailures")
+    age = asynchronous.metric_oldest_request_age(statistic="Average")
+    assert (age.metric_name, age.statistic, age.dimensions) == ("ApproximateAgeOfOldestRequest", "Average", {"EndpointName": "mlp-sandbox-async"})
+
+
+def test_pipeline_metrics_take_metric_options_over_their_defaults(serving):
+    pipeline = serving.stage.model_build.pipeline
+    failed = pipeline.metric_executions_failed()
+    assert (failed.namespace, failed.metric_name, failed.statistic, failed.period.to_seconds()) == (
+        "AWS/Sagemaker/ModelBuildingPipeline", "ExecutionFailed", "Sum", 300,
+    )  # fmt: skip
+    assert failed.dimensions == {"PipelineName": "mlp-sandbox-model-build"}
+    duration = pipeline.metric_execution_duration(period=cdk.Duration.hours(1))
+    assert (duration.metric_name, duration.statistic, duration.period.to_seconds()) == ("ExecutionDuration", "Maximum", 3600)
+    assert pipeline.metric_executions_started(statistic="SampleCount").statistic == "SampleCount"
+
+
 @pytest.mark.parametrize(("instance_type", "vcpus"), [("ml.t3.medium", 2), ("ml.m5.large", 2), ("ml.c5.xlarge", 4), ("ml.m5.4xlarge", 16)])
 def test_vcpus_by_instance_size(instance_type, vcpus):
     assert vcpus_of(instance_type) == vcpus
