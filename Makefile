@@ -44,7 +44,7 @@ $(STAMPS)/node: package.json package-lock.json
 	@mkdir -p $(STAMPS) && touch $@
 
 synth: setup
-	cdk synth --quiet -c env=$(ENV)
+	cdk synth --quiet -c env=$(ENV) 'MlPlatform-$(ENV)/*'
 	@echo "Synthesized environment '$(ENV)' into cdk.out/ (cdk-nag: no unacknowledged findings)."
 
 lint: setup-dev synth

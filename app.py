@@ -58,17 +58,8 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
             f"context key '{key}': package {package.arn} is in region {package.region}, "
             f"environment '{config.name}' in {config.region}; allowed: a package of the environment's region"
         )
+    # What the user must know about this environment (no endpoints yet, ...) is annotated in the stage.
     stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config, approved_package=package)
-    if stage.serving_skipped:
-        hint = "" if not config.serving.enabled else f"; after approving one, run `make approved-model ENV={config.name}`"
-        print(f"serving: no endpoints in '{config.name}': {stage.serving_skipped} (context key '{key}'){hint}", file=sys.stderr)
-    if stage.serving is not None and stage.serving.model_monitor_without_baseline:
-        print(
-            f"monitoring: the Model Monitor schedule of '{config.name}' has no baseline: package version "
-            f"{package.version} was registered without one (set monitoring.model_monitor.enabled, retrain, approve, "
-            f"then `make approved-model ENV={config.name}`)",
-            file=sys.stderr,
-        )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return stage
 

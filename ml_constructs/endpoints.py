@@ -18,22 +18,27 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from config.schema import RolloutConfig, ScalingConfig
-from ml_constructs.buckets import SecureBucket
-from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
-from ml_constructs.notifications import NotificationTopic
 
 NAMESPACE = "AWS/SageMaker"
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 NAME_HASH_LENGTH = 10
 MAX_NAME_LENGTH = 63
 CAPTURE_CSV_TYPES = ["text/csv"]
 CAPTURE_JSON_TYPES = ["application/json"]
 TRAFFIC_MODES = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_AT_ONCE"}
+
+
+def _with_defaults(options: dict, statistic: str) -> dict:
+    """``options`` (cloudwatch.MetricOptions keywords) over a one-minute period and ``statistic``."""
+    return {"statistic": statistic, "period": cdk.Duration.minutes(1), **options}
 
 
 def content_name(resource: cdk.CfnResource, prefix: str) -> str:
@@ -57,7 +62,7 @@ class EndpointModel(Construct):
     every archive under the prefix is a model).
 
     :param name_prefix: start of the generated name, e.g. ``mlp-dev-v12``.
-    :param execution_role_arn: the role the model's containers run with.
+    :param role: the execution role the model's containers run with.
     :param network: subnets and security group the containers attach to.
     :param model_package_arn: serve this model package version.
     :param image_uri: container image (multi-model mode).
@@ -73,7 +78,7 @@ class EndpointModel(Construct):
         id_: str,
         *,
         name_prefix: str,
-        execution_role_arn: str,
+        role: iam.IRole,
         network: PrivateNetwork,
         model_package_arn: str | None = None,
         image_uri: str | None = None,
@@ -93,7 +98,7 @@ class EndpointModel(Construct):
         self.resource = sagemaker.CfnModel(
             self,
             "Resource",
-            execution_role_arn=execution_role_arn,
+            execution_role_arn=role.role_arn,
             containers=[container],
             enable_network_isolation=network_isolation,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
@@ -110,22 +115,58 @@ class DataCapture:
     """Requests and responses written to ``bucket`` under ``prefix``, encrypted with ``bucket``'s key.
 
     SageMaker appends ``<endpoint>/<variant>/yyyy/mm/dd/hh/`` to the destination.
+
+    :param sampling_percentage: share of requests captured; 0 turns capture off. Default: 100.
     """
 
-    bucket: SecureBucket
+    bucket: s3.IBucket
     prefix: str
     sampling_percentage: int = 100
 
 
 @dataclass(frozen=True)
 class AsyncInference:
-    """Asynchronous invocation: results and failures in S3, completion notices on SNS."""
+    """Asynchronous invocation: results and failures in S3 (encrypted with ``output_key``), completion
+    notices on ``notifications``.
+
+    :param max_concurrent_invocations_per_instance: Default: 4.
+    """
 
     output_url: str
     failure_url: str
-    output_key: PlatformKey
-    notifications: NotificationTopic
+    output_key: kms.IKey
+    notifications: sns.ITopic
     max_concurrent_invocations_per_instance: int = 4
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How an update shifts traffic (blue/green) and when it rolls back; every default is SageMaker-safe.
+
+    :param mode: ``canary`` (``canary_percent`` of the capacity, then the rest), ``linear`` (steps of
+        ``linear_step_percent``) or ``all_at_once``. Default: ``all_at_once``.
+    :param canary_percent: Default: 10.
+    :param linear_step_percent: Default: 20.
+    :param wait_seconds: after each traffic shift. Default: 300.
+    :param termination_wait_seconds: the old fleet stays this long after the shift. Default: 120.
+    :param max_execution_seconds: the whole update. Default: 3600.
+    :param max_5xx_errors_per_minute: server errors (failed invocations when asynchronous) that roll
+        the update back. Default: 5.
+    :param max_model_latency_ms: p99 model latency that rolls the update back. Default: 1000.
+    """
+
+    mode: str = "all_at_once"
+    canary_percent: int = 10
+    linear_step_percent: int = 20
+    wait_seconds: int = 300
+    termination_wait_seconds: int = 120
+    max_execution_seconds: int = 3600
+    max_5xx_errors_per_minute: int = 5
+    max_model_latency_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRAFFIC_MODES:
+            raise ValueError(f"Rollout mode {self.mode!r}; allowed: {', '.join(TRAFFIC_MODES)}")
 
 
 class GuardedEndpoint(Construct):
@@ -140,7 +181,7 @@ class GuardedEndpoint(Construct):
     :param instance_type: of the variant.
     :param initial_instance_count: of the variant when the endpoint is created.
     :param volume_key: encrypts the instances' storage volumes.
-    :param rollout: traffic shifting and rollback thresholds (the config's ``rollout`` section).
+    :param rollout: traffic shifting and rollback thresholds. Default: ``Rollout()`` (all at once).
     :param variant_name: kept across updates (blue/green needs the same name). Default: ``AllTraffic``.
     :param data_capture: capture requests and responses. Default: none.
     :param async_inference: make this an asynchronous endpoint. Default: none (real-time).
@@ -155,8 +196,8 @@ class GuardedEndpoint(Construct):
         model: EndpointModel,
         instance_type: str,
         initial_instance_count: int,
-        volume_key: PlatformKey,
-        rollout: RolloutConfig,
+        volume_key: kms.IKey,
+        rollout: Rollout = Rollout(),
         variant_name: str = "AllTraffic",
         data_capture: DataCapture | None = None,
         async_inference: AsyncInference | None = None,
@@ -206,7 +247,7 @@ class GuardedEndpoint(Construct):
             alarm_name=f"{endpoint_name}-rollback-latency",
             alarm_description=f"{endpoint_name}: p99 model latency above {rollout.max_model_latency_ms} ms "
             "for two minutes; an update in progress rolls back",
-            metric=self.metric_model_latency(statistic="p99"),
+            metric=self.metric_model_latency(),
             threshold=rollout.max_model_latency_ms * 1000,  # ModelLatency is in microseconds
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=2,
@@ -233,53 +274,75 @@ class GuardedEndpoint(Construct):
 
     # -- metrics -----------------------------------------------------------------------------
 
-    def metric(self, metric_name: str, *, statistic: str = "Sum", per_variant: bool = True, **kwargs) -> cloudwatch.Metric:
-        """A CloudWatch metric of this endpoint (per variant unless ``per_variant`` is false)."""
+    # Every metric_* method takes cloudwatch.MetricOptions as keyword arguments (period, statistic,
+    # label, unit, ...) over its defaults: one minute, and the statistic named in its docstring.
+
+    def metric(self, metric_name: str, *, per_variant: bool = True, **options) -> cloudwatch.Metric:
+        """A CloudWatch metric of this endpoint (per variant unless ``per_variant`` is false). Default: ``Sum``."""
         dimensions = {"EndpointName": self.endpoint_name}
         if per_variant:
             dimensions["VariantName"] = self.variant_name
+        return cloudwatch.Metric(namespace=NAMESPACE, metric_name=metric_name, dimensions_map=dimensions, **_with_defaults(options, "Sum"))
+
+    def metric_invocations(self, **options) -> cloudwatch.Metric:
+        """Requests answered (real-time endpoints). Default: ``Sum``."""
+        return self.metric("Invocations", **options)
+
+    def metric_invocations_processed(self, **options) -> cloudwatch.Metric:
+        """Requests processed (asynchronous endpoints). Default: ``Sum``."""
+        return self.metric("InvocationsProcesssed", **options)  # sic: SageMaker's metric name
+
+    def metric_client_errors(self, **options) -> cloudwatch.Metric:
+        """4xx responses. Default: ``Sum``."""
+        return self.metric("Invocation4XXErrors", **options)
+
+    def metric_instance(self, metric_name: str, **options) -> cloudwatch.Metric:
+        """An instance metric (``CPUUtilization``, ``MemoryUtilization``, ``DiskUtilization``) of the variant.
+        Default: ``Average``."""
         return cloudwatch.Metric(
-            namespace=NAMESPACE, metric_name=metric_name, dimensions_map=dimensions, statistic=statistic,
-            period=cdk.Duration.minutes(1), **kwargs,
+            namespace=INSTANCE_NAMESPACE, metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name}, **_with_defaults(options, "Average"),
         )  # fmt: skip
 
-    def metric_invocations(self) -> cloudwatch.Metric:
-        return self.metric("Invocations")
+    def metric_cpu_utilization(self, **options) -> cloudwatch.Metric:
+        """CPU of the variant's instances, in percent of one vCPU (summed over the vCPUs). Default: ``Average``."""
+        return self.metric_instance("CPUUtilization", **options)
 
-    def metric_client_errors(self) -> cloudwatch.Metric:
-        return self.metric("Invocation4XXErrors")
+    def metric_memory_utilization(self, **options) -> cloudwatch.Metric:
+        """Memory of the variant's instances, in percent. Default: ``Average``."""
+        return self.metric_instance("MemoryUtilization", **options)
 
-    def metric_instance(self, metric_name: str, *, statistic: str = "Average") -> cloudwatch.Metric:
-        """An instance metric (``CPUUtilization``, ``MemoryUtilization``, ``DiskUtilization``) of the variant."""
-        return cloudwatch.Metric(
-            namespace="/aws/sagemaker/Endpoints", metric_name=metric_name, statistic=statistic, period=cdk.Duration.minutes(1),
-            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
-        )  # fmt: skip
+    def metric_server_errors(self, **options) -> cloudwatch.Metric:
+        """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response). Default: ``Sum``."""
+        return self.metric("InvocationFailures" if self.is_async else "Invocation5XXErrors", **options)
 
-    def metric_server_errors(self) -> cloudwatch.Metric:
-        """5xx responses; failed invocations for an asynchronous endpoint (which has no HTTP response)."""
-        if self.is_async:
-            return self.metric("InvocationFailures")
-        return self.metric("Invocation5XXErrors")
+    def metric_model_latency(self, **options) -> cloudwatch.Metric:
+        """Time the model takes to answer, in microseconds. Default: ``p99``."""
+        return self.metric("ModelLatency", **{"statistic": "p99", **options})
 
-    def metric_model_latency(self, *, statistic: str = "p99") -> cloudwatch.Metric:
-        return self.metric("ModelLatency", statistic=statistic)
+    def metric_backlog_per_instance(self, **options) -> cloudwatch.Metric:
+        """Queued requests per instance (asynchronous endpoints). Default: ``Average``."""
+        return self.metric("ApproximateBacklogSizePerInstance", per_variant=False, **{"statistic": "Average", **options})
 
-    def metric_backlog_per_instance(self) -> cloudwatch.Metric:
-        """Queued requests per instance (asynchronous endpoints)."""
-        return self.metric("ApproximateBacklogSizePerInstance", statistic="Average", per_variant=False)
+    def metric_oldest_request_age(self, **options) -> cloudwatch.Metric:
+        """Seconds the oldest queued request has waited (asynchronous endpoints). Default: ``Maximum``."""
+        return self.metric("ApproximateAgeOfOldestRequest", per_variant=False, **{"statistic": "Maximum", **options})
+
+    def metric_backlog_without_capacity(self, **options) -> cloudwatch.Metric:
+        """1 while requests wait and no instance runs (asynchronous endpoints). Default: ``Average``."""
+        return self.metric("HasBacklogWithoutCapacity", per_variant=False, **{"statistic": "Average", **options})
 
     # -- autoscaling -------------------------------------------------------------------------
 
-    def _scalable_target(self, scaling: ScalingConfig) -> appscaling.ScalableTarget:
+    def _scalable_target(self, min_capacity: int, max_capacity: int) -> appscaling.ScalableTarget:
         target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{self.variant_name}",
             scalable_dimension=SCALABLE_DIMENSION,
-            min_capacity=scaling.min_capacity,
-            max_capacity=scaling.max_capacity,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
             role=iam.Role.from_role_arn(
                 self,
                 "AutoScalingRole",
@@ -296,40 +359,58 @@ class GuardedEndpoint(Construct):
         target.node.add_dependency(self.resource)
         return target
 
-    def scale_on_invocations(self, scaling: ScalingConfig, *, target_per_instance: float = 70.0) -> appscaling.ScalableTarget:
-        """Track ``target_per_instance`` invocations per instance and minute."""
-        target = self._scalable_target(scaling)
+    def scale_on_invocations(
+        self,
+        *,
+        min_capacity: int = 1,
+        max_capacity: int = 4,
+        target_per_instance: float = 70.0,
+        scale_in_cooldown: cdk.Duration = cdk.Duration.minutes(5),
+        scale_out_cooldown: cdk.Duration = cdk.Duration.minutes(1),
+    ) -> appscaling.ScalableTarget:
+        """Track ``target_per_instance`` invocations per instance and minute, between ``min_capacity``
+        and ``max_capacity`` instances (defaults: 1 to 4; scale in after 5 minutes, out after 1)."""
+        target = self._scalable_target(min_capacity, max_capacity)
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=target_per_instance,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-            scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
-            scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+            scale_in_cooldown=scale_in_cooldown,
+            scale_out_cooldown=scale_out_cooldown,
         )
         return target
 
-    def scale_on_backlog(self, scaling: ScalingConfig, *, target_per_instance: float = 5.0) -> appscaling.ScalableTarget:
-        """Track ``target_per_instance`` queued requests per instance (asynchronous endpoints).
+    def scale_on_backlog(
+        self,
+        *,
+        min_capacity: int = 1,
+        max_capacity: int = 4,
+        target_per_instance: float = 5.0,
+        scale_in_cooldown: cdk.Duration = cdk.Duration.minutes(5),
+        scale_out_cooldown: cdk.Duration = cdk.Duration.minutes(1),
+    ) -> appscaling.ScalableTarget:
+        """Track ``target_per_instance`` queued requests per instance (asynchronous endpoints); the
+        capacity and cooldown defaults are those of ``scale_on_invocations``.
 
         With ``min_capacity`` 0, target tracking alone never starts the first instance (there is no
         per-instance backlog without instances): a step policy adds one as soon as requests wait
         without capacity.
         """
-        target = self._scalable_target(scaling)
+        target = self._scalable_target(min_capacity, max_capacity)
         target.scale_to_track_metric(
             "BacklogPerInstance",
             target_value=target_per_instance,
             custom_metric=self.metric_backlog_per_instance(),
-            scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
-            scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+            scale_in_cooldown=scale_in_cooldown,
+            scale_out_cooldown=scale_out_cooldown,
         )
-        if scaling.min_capacity == 0:
+        if min_capacity == 0:
             start = appscaling.StepScalingAction(
                 self,
                 "ScaleOutFromZero",
                 scaling_target=target,
                 adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-                cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+                cooldown=scale_out_cooldown,
                 metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
             )
             start.add_adjustment(adjustment=1, lower_bound=0)
@@ -338,7 +419,7 @@ class GuardedEndpoint(Construct):
                 "BacklogWithoutCapacityAlarm",
                 alarm_name=f"{self.endpoint_name}-backlog-without-capacity",
                 alarm_description=f"{self.endpoint_name}: requests wait and no instance runs; start one",
-                metric=self.metric("HasBacklogWithoutCapacity", statistic="Average", per_variant=False),
+                metric=self.metric_backlog_without_capacity(),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 evaluation_periods=1,
@@ -364,7 +445,7 @@ class GuardedEndpoint(Construct):
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
             enable_capture=capture.sampling_percentage > 0,
             initial_sampling_percentage=capture.sampling_percentage,
-            destination_s3_uri=capture.bucket.s3_url(capture.prefix.rstrip("/")),
+            destination_s3_uri=f"s3://{capture.bucket.bucket_name}/{capture.prefix.rstrip('/')}",
             kms_key_id=capture.bucket.encryption_key.key_arn if capture.bucket.encryption_key else None,
             capture_options=[
                 sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in ("Input", "Output")
@@ -393,7 +474,7 @@ class GuardedEndpoint(Construct):
         )
 
     @staticmethod
-    def _blue_green(rollout: RolloutConfig) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
+    def _blue_green(rollout: Rollout) -> sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty:
         mode = TRAFFIC_MODES[rollout.mode]
         percent = {"CANARY": rollout.canary_percent, "LINEAR": rollout.linear_step_percent}.get(mode)
         step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=percent) if percent else None

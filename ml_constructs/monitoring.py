@@ -6,6 +6,9 @@ so a reviewer sees in one place what pages the team.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -13,9 +16,6 @@ from constructs import Construct
 
 from ml_constructs.notifications import NotificationTopic
 
-PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
-ENDPOINT_NAMESPACE = "AWS/SageMaker"
-INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 # vCPUs by instance size, for CPU alarms in percent of the instance (CloudWatch sums the cores).
 VCPUS = {"medium": 2, "large": 2, "xlarge": 4}
 
@@ -29,12 +29,28 @@ def vcpus_of(instance_type: str) -> int:
     return 4 * int(multiple) if multiple.isdigit() else 2
 
 
-def pipeline_metric(pipeline_name: str, metric_name: str, *, period: cdk.Duration = cdk.Duration.minutes(5)) -> cloudwatch.Metric:
-    """A SageMaker Pipelines execution metric (``ExecutionStarted|Succeeded|Failed|Stopped``)."""
-    return cloudwatch.Metric(
-        namespace=PIPELINE_NAMESPACE, metric_name=metric_name, dimensions_map={"PipelineName": pipeline_name},
-        statistic="Sum", period=period,
-    )  # fmt: skip
+GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
+
+
+@dataclass(frozen=True)
+class AlarmRule:
+    """One row of a subject's alarm table: ``<subject>-<condition>`` alarms when ``metric`` crosses ``threshold``.
+
+    :param comparison: Default: greater than or equal to the threshold.
+    :param evaluation_periods: periods of ``metric`` compared. Default: 1.
+    :param datapoints_to_alarm: of those, how many must breach. Default: all of them.
+    :param missing_data: Default: not breaching (no traffic is no alarm).
+    """
+
+    condition: str
+    metric: cloudwatch.IMetric
+    threshold: float
+    description: str
+    comparison: cloudwatch.ComparisonOperator = GTE
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+    missing_data: cloudwatch.TreatMissingData = NOT_BREACHING
 
 
 class AlarmSet(Construct):
@@ -51,31 +67,24 @@ class AlarmSet(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         topic.allow_service_to_publish("cloudwatch.amazonaws.com")
 
-    def add(
-        self,
-        name: str,
-        *,
-        description: str,
-        metric: cloudwatch.IMetric,
-        threshold: float,
-        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluation_periods: int = 1,
-        datapoints_to_alarm: int | None = None,
-        missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
-    ) -> cloudwatch.Alarm:
-        """Alarm ``<name_prefix>-<name>``: ``metric`` compared with ``threshold``."""
+    def watch(self, subject: str, rules: Iterable[AlarmRule]) -> dict[str, cloudwatch.Alarm]:
+        """One alarm per row of ``subject``'s table, named ``<name_prefix>-<subject>-<condition>``; by condition."""
+        return {rule.condition: self.add(f"{subject}-{rule.condition}", rule) for rule in rules}
+
+    def add(self, name: str, rule: AlarmRule) -> cloudwatch.Alarm:
+        """Alarm ``<name_prefix>-<name>`` as ``rule`` says (its construct id: ``name`` in PascalCase)."""
         alarm_name = f"{self.name_prefix}-{name}"
         alarm = cloudwatch.Alarm(
             self,
             "".join(part.title() for part in name.split("-")),
             alarm_name=alarm_name,
-            alarm_description=description,
-            metric=metric,
-            threshold=threshold,
-            comparison_operator=comparison,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=datapoints_to_alarm,
-            treat_missing_data=missing_data,
+            alarm_description=rule.description,
+            metric=rule.metric,
+            threshold=rule.threshold,
+            comparison_operator=rule.comparison,
+            evaluation_periods=rule.evaluation_periods,
+            datapoints_to_alarm=rule.datapoints_to_alarm,
+            treat_missing_data=rule.missing_data,
         )
         action = cloudwatch_actions.SnsAction(self.topic.topic)
         alarm.add_alarm_action(action)

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -27,6 +28,7 @@ PSEUDO_PARAMETERS = set(_PSEUDO_ATTRIBUTES)
 # A definition this long would crowd the 1 MB template; bigger ones need an S3 location.
 INLINE_LIMIT_BYTES = 400_000
 PIPELINE_EXECUTION_STATUS = "SageMaker Model Building Pipeline Execution Status Change"
+PIPELINE_METRIC_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 
 class SageMakerPipeline(Construct):
@@ -183,6 +185,28 @@ class SageMakerPipeline(Construct):
                 )
             ],
         )
+
+    # -- metrics: keyword arguments are cloudwatch.MetricOptions over the defaults (Sum over 5 minutes) --
+
+    def metric(self, metric_name: str, **options) -> cloudwatch.Metric:
+        """An execution metric of this pipeline (``ExecutionStarted|Succeeded|Failed|Stopped|Duration``)."""
+        return cloudwatch.Metric(
+            namespace=PIPELINE_METRIC_NAMESPACE, metric_name=metric_name, dimensions_map={"PipelineName": self.pipeline_name},
+            **{"statistic": "Sum", "period": cdk.Duration.minutes(5), **options},
+        )  # fmt: skip
+
+    def metric_executions_started(self, **options) -> cloudwatch.Metric:
+        return self.metric("ExecutionStarted", **options)
+
+    def metric_executions_succeeded(self, **options) -> cloudwatch.Metric:
+        return self.metric("ExecutionSucceeded", **options)
+
+    def metric_executions_failed(self, **options) -> cloudwatch.Metric:
+        return self.metric("ExecutionFailed", **options)
+
+    def metric_execution_duration(self, **options) -> cloudwatch.Metric:
+        """Milliseconds an execution took. Default statistic: ``Maximum``."""
+        return self.metric("ExecutionDuration", **{"statistic": "Maximum", **options})
 
     def on_execution_status_change(self, id_: str, *, statuses: list[str], description: str) -> events.Rule:
         """An EventBridge rule matching this pipeline's executions entering one of ``statuses``."""

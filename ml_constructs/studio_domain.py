@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
@@ -41,14 +43,14 @@ class StudioDomain(Construct):
     """Studio domain, user profiles, shared spaces and the cleanup that makes the domain deletable.
 
     :param domain_name: the domain's name.
-    :param vpc_id: VPC the domain's apps run in (``VpcOnly``: no internet through SageMaker).
-    :param subnet_ids: private subnets for the apps.
-    :param security_group_id: security group for the domain and every user's apps.
-    :param kms_key_arn: customer key for the home file system and app volumes.
+    :param vpc: VPC the domain's apps run in (``VpcOnly``: no internet through SageMaker).
+    :param subnets: the apps' subnets. Default: the VPC's private subnets.
+    :param security_group: for the domain and every user's apps.
+    :param encryption_key: customer key for the home file system and app volumes.
     :param default_role: execution role of the default user settings and shared spaces.
     :param apps: JupyterLab / Code Editor defaults (instance type, idle shutdown, Git repositories).
     :param sharing_output_s3_uri: where shared notebooks go when output sharing is on.
-    :param sharing_kms_key_arn: the key for shared notebook output.
+    :param sharing_key: the key for shared notebook output.
     :param notebook_output_sharing: include cell output when users share notebooks. Default: ``False``.
     :param users: one user profile each. Default: none.
     :param shared_spaces: spaces shared by all users, by name, each with its owner's user name
@@ -64,14 +66,14 @@ class StudioDomain(Construct):
         id_: str,
         *,
         domain_name: str,
-        vpc_id: str,
-        subnet_ids: list[str],
-        security_group_id: str,
-        kms_key_arn: str,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        encryption_key: kms.IKey,
         default_role: iam.IRole,
         apps: AppDefaults,
         sharing_output_s3_uri: str,
-        sharing_kms_key_arn: str,
+        sharing_key: kms.IKey,
+        subnets: list[ec2.ISubnet] | None = None,
         notebook_output_sharing: bool = False,
         users: list[StudioUserSpec] = (),
         shared_spaces: dict[str, str] | None = None,
@@ -79,7 +81,7 @@ class StudioDomain(Construct):
         delete_home_efs: bool = False,
     ) -> None:
         super().__init__(scope, id_)
-        security_groups = [security_group_id]
+        security_groups = [security_group.security_group_id]
         def lifecycle(arns) -> dict:
             return {"lifecycleConfigArns": list(arns)} if arns else {}
 
@@ -100,9 +102,9 @@ class StudioDomain(Construct):
             domain_name=domain_name,
             auth_mode="IAM",
             app_network_access_type="VpcOnly",
-            vpc_id=vpc_id,
-            subnet_ids=subnet_ids,
-            kms_key_id=kms_key_arn,
+            vpc_id=vpc.vpc_id,
+            subnet_ids=[subnet.subnet_id for subnet in (subnets if subnets is not None else vpc.private_subnets)],
+            kms_key_id=encryption_key.key_arn,
             tag_propagation="ENABLED",
             domain_settings={"securityGroupIds": security_groups, "executionRoleIdentityConfig": "USER_PROFILE_NAME"},
             default_user_settings={
@@ -115,7 +117,7 @@ class StudioDomain(Construct):
                 "sharingSettings": {
                     "notebookOutputOption": "Allowed" if notebook_output_sharing else "Disabled",
                     "s3OutputPath": sharing_output_s3_uri,
-                    "s3KmsKeyId": sharing_kms_key_arn,
+                    "s3KmsKeyId": sharing_key.key_arn,
                 },
                 "jupyterLabAppSettings": jupyter_lab,
                 "codeEditorAppSettings": code_editor,

@@ -6,6 +6,8 @@ the roles' policies name the keys: split across stacks, that is a cycle.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from constructs import Construct
 
@@ -29,6 +31,35 @@ DRIFT_REPORTS_PREFIX = "drift/"
 MODEL_MONITOR_REPORTS_PREFIX = "model-monitor/"
 # Model Monitor publishes its data-quality metrics here (with the monitoring job's role).
 MODEL_MONITOR_METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+
+
+@dataclass(frozen=True)
+class FoundationResources:
+    """What the other stacks use from the foundation: its constructs and the names its roles are scoped to.
+
+    The other stacks take this, not the foundation stack, so each depends on the constructs it uses.
+    """
+
+    data_key: PlatformKey
+    models_key: PlatformKey
+    studio_key: PlatformKey
+    data_bucket: SecureBucket
+    model_bucket: SecureBucket
+    capture_bucket: SecureBucket
+    reports_bucket: SecureBucket
+    studio_user_role: DutyRole
+    studio_lead_role: DutyRole
+    pipeline_role: DutyRole
+    job_role: DutyRole
+    model_role: DutyRole
+    multi_model_role: DutyRole
+    monitoring_role: DutyRole
+    scheduler_role: DutyRole
+    # None when the environment has no MLflow tracking server.
+    mlflow_role: DutyRole | None
+    model_build_pipeline_name: str
+    model_package_group_name: str
+    multi_model_prefix: str
 
 
 class FoundationStack(cdk.Stack):
@@ -233,3 +264,25 @@ class FoundationStack(cdk.Stack):
             ("ModelExecutionRoleArn", self.model_role.role_arn, "Endpoint and batch-transform model role"),
         ]:
             cdk.CfnOutput(self, name, value=value, description=what)
+
+        self.resources = FoundationResources(
+            data_key=self.data_key,
+            models_key=self.models_key,
+            studio_key=self.studio_key,
+            data_bucket=self.data_bucket,
+            model_bucket=self.model_bucket,
+            capture_bucket=self.capture_bucket,
+            reports_bucket=self.reports_bucket,
+            studio_user_role=self.studio_user_role,
+            studio_lead_role=self.studio_lead_role,
+            pipeline_role=self.pipeline_role,
+            job_role=self.job_role,
+            model_role=self.model_role,
+            multi_model_role=self.multi_model_role,
+            monitoring_role=self.monitoring_role,
+            scheduler_role=self.scheduler_role,
+            mlflow_role=self.mlflow_role,
+            model_build_pipeline_name=self.model_build_pipeline_name,
+            model_package_group_name=self.model_package_group_name,
+            multi_model_prefix=self.multi_model_prefix,
+        )

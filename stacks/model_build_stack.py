@@ -14,7 +14,7 @@ from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
-from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
+from stacks.foundation_stack import SKLEARN_VERSION, FoundationResources
 from stacks.definition_cache import definition_cache_dir, subnet_substitutions
 from stacks.model_build_definition import cached_definition
 
@@ -25,7 +25,7 @@ class ModelBuildStack(cdk.Stack):
     """The model-build pipeline of one environment.
 
     :param network: workload subnets and security group the jobs run in.
-    :param foundation: keys, buckets and duty roles.
+    :param foundation: the foundation's keys, buckets and duty roles.
     :param settings: the environment's ``pipeline`` configuration.
     :param resource_prefix: ``mlp-<env>``; the pipeline is ``<prefix>-model-build``.
     :param removal_policy: for the registry and the notification key. Default: ``RETAIN``.
@@ -39,7 +39,7 @@ class ModelBuildStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
+        foundation: FoundationResources,
         settings: PipelineConfig,
         resource_prefix: str,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,

@@ -3,6 +3,7 @@ drift and the budget."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
@@ -12,19 +13,17 @@ from constructs import Construct
 
 from config.schema import MonitoringConfig
 from ml_constructs.endpoints import GuardedEndpoint
-from ml_constructs.monitoring import AlarmSet, PlatformDashboard, pipeline_metric, vcpus_of
+from ml_constructs.monitoring import AlarmRule, AlarmSet, PlatformDashboard, vcpus_of
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
 from stacks.drift_check_definition import cached_drift_definition
-from stacks.foundation_stack import SKLEARN_VERSION, FoundationStack
+from stacks.foundation_stack import SKLEARN_VERSION, FoundationResources
 from stacks.definition_cache import definition_cache_dir, subnet_substitutions
-from stacks.model_build_stack import STEPS_DIR, ModelBuildStack
-from stacks.serving_stack import ServingStack
+from stacks.model_build_stack import STEPS_DIR
 
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
-GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 BREACHING = cloudwatch.TreatMissingData.BREACHING
 # Endpoints whose requests are captured (and so checked for drift).
@@ -35,9 +34,13 @@ class MonitoringStack(cdk.Stack):
     """What watches the environment and tells the team.
 
     :param network: subnets and security group of the drift check job.
-    :param foundation: buckets, keys and the monitoring job role.
-    :param model_build: the model-build pipeline (failures alarm; drift may retrain it).
-    :param serving: the endpoints to watch. Default: none (no approved model deployed yet).
+    :param foundation: the foundation's buckets, keys and the monitoring job role.
+    :param model_build_pipeline: the model-build pipeline (failures alarm; drift may retrain it).
+    :param endpoints: the endpoints to watch, by kind (``realtime``, ``multi-model``, ``async``).
+        Default: none (no approved model deployed yet).
+    :param served_model_package_arn: the model package version the endpoints serve (the drift check
+        reads its baseline). Default: none; required when a captured endpoint is watched.
+    :param batch_scoring_pipeline: failures alarm. Default: none.
     :param settings: the environment's ``monitoring`` configuration.
     :param cost_allocation_tag: ``(key, value)`` the budget filters on.
     :param resource_prefix: ``mlp-<env>``: alarm names start with it.
@@ -50,19 +53,22 @@ class MonitoringStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
-        model_build: ModelBuildStack,
+        foundation: FoundationResources,
+        model_build_pipeline: SageMakerPipeline,
         settings: MonitoringConfig,
         cost_allocation_tag: tuple[str, str],
         resource_prefix: str,
-        serving: ServingStack | None = None,
+        endpoints: Mapping[str, GuardedEndpoint] | None = None,
+        served_model_package_arn: str | None = None,
+        batch_scoring_pipeline: SageMakerPipeline | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         self.settings = settings
-        if serving is not None:
-            self.node.add_dependency(serving)  # alarms and schedules name its endpoints
+        endpoints = dict(endpoints or {})
+        for endpoint in endpoints.values():
+            self.node.add_dependency(endpoint)  # alarms and schedules name the endpoints as plain strings
         self.topic = NotificationTopic(
             self,
             "AlarmTopic",
@@ -74,22 +80,23 @@ class MonitoringStack(cdk.Stack):
         self.alarms = AlarmSet(self, "Alarms", topic=self.topic, name_prefix=resource_prefix)
         self.dashboard = PlatformDashboard(self, "Dashboard", dashboard_name=f"{resource_prefix}-ml-platform")
 
-        if serving is not None:
-            for kind, endpoint in serving.endpoints.items():
-                self._watch_endpoint(kind, endpoint)
+        for kind, endpoint in endpoints.items():
+            self._watch_endpoint(kind, endpoint)
 
-        pipelines = [model_build.pipeline.pipeline_name]
-        if serving is not None and serving.batch_scoring is not None:
-            pipelines.append(serving.batch_scoring.pipeline_name)
-        captured = {k: e for k, e in (serving.endpoints.items() if serving else []) if k in CAPTURED_ENDPOINTS and e.captures}
+        pipelines = [model_build_pipeline]
+        if batch_scoring_pipeline is not None:
+            pipelines.append(batch_scoring_pipeline)
+        captured = {k: e for k, e in endpoints.items() if k in CAPTURED_ENDPOINTS and e.captures}
         self.drift_check = None
         if settings.drift_check.enabled and captured:
-            self.drift_check = self._drift_check(network, foundation, serving, captured, resource_prefix)
-            pipelines.append(self.drift_check.pipeline_name)
+            if served_model_package_arn is None:
+                raise ValueError("MonitoringStack: served_model_package_arn is required to check captured endpoints for drift")
+            self.drift_check = self._drift_check(network, foundation, served_model_package_arn, captured, resource_prefix)
+            pipelines.append(self.drift_check)
             if settings.retrain_on_drift and "realtime" in captured:
-                self._retrain_on_drift(model_build, foundation)
-        for pipeline_name in pipelines:
-            self._watch_pipeline(pipeline_name)
+                self._retrain_on_drift(model_build_pipeline, foundation)
+        for pipeline in pipelines:
+            self._watch_pipeline(pipeline)
 
         if settings.budget.enabled:
             self.budget = self._budget(resource_prefix, *cost_allocation_tag)
@@ -101,74 +108,70 @@ class MonitoringStack(cdk.Stack):
 
     def _watch_endpoint(self, kind: str, endpoint: GuardedEndpoint) -> None:
         """Error rates, latency, traffic and instance load of one endpoint; its dashboard row."""
-        thresholds = self.settings.alarms
-        subject = kind
-        invocations = endpoint.metric_invocations()
-        latency = endpoint.metric_model_latency(statistic="p99")
-        self.alarms.add(
-            f"{subject}-model-latency",
-            description=f"{endpoint.endpoint_name}: p99 model latency above {thresholds.model_latency_p99_ms} ms for 5 of 5 minutes",
-            metric=latency, threshold=thresholds.model_latency_p99_ms * 1000, comparison=GT, evaluation_periods=5,
-        )  # fmt: skip
-        cpu_limit = thresholds.cpu_utilization_percent * vcpus_of(endpoint.instance_type)
-        self.alarms.add(
-            f"{subject}-cpu",
-            description=f"{endpoint.endpoint_name}: CPU above {thresholds.cpu_utilization_percent}% of the instance "
-            f"({cpu_limit:g}% summed over {vcpus_of(endpoint.instance_type)} vCPUs) for 15 minutes",
-            metric=endpoint.metric_instance("CPUUtilization").with_(period=cdk.Duration.minutes(5)),
-            threshold=cpu_limit, comparison=GT, evaluation_periods=3,
-        )  # fmt: skip
-        self.alarms.add(
-            f"{subject}-memory",
-            description=f"{endpoint.endpoint_name}: memory above {thresholds.memory_utilization_percent}% for 15 minutes",
-            metric=endpoint.metric_instance("MemoryUtilization").with_(period=cdk.Duration.minutes(5)),
-            threshold=thresholds.memory_utilization_percent, comparison=GT, evaluation_periods=3,
-        )  # fmt: skip
+        limits = self.settings.alarms
+        name = endpoint.endpoint_name
+        five_minutes = cdk.Duration.minutes(5)
+        vcpus = vcpus_of(endpoint.instance_type)
+        cpu_limit = limits.cpu_utilization_percent * vcpus
+        rules = [
+            AlarmRule(
+                "model-latency", endpoint.metric_model_latency(), limits.model_latency_p99_ms * 1000,  # microseconds
+                f"{name}: p99 model latency above {limits.model_latency_p99_ms} ms for 5 of 5 minutes", GT, 5,
+            ),
+            AlarmRule(
+                "cpu", endpoint.metric_cpu_utilization(period=five_minutes), cpu_limit,
+                f"{name}: CPU above {limits.cpu_utilization_percent}% of the instance ({cpu_limit:g}% summed over {vcpus} vCPUs) for 15 minutes",
+                GT, 3,
+            ),
+            AlarmRule(
+                "memory", endpoint.metric_memory_utilization(period=five_minutes), limits.memory_utilization_percent,
+                f"{name}: memory above {limits.memory_utilization_percent}% for 15 minutes", GT, 3,
+            ),
+        ]  # fmt: skip
         if endpoint.is_async:
             errors_widget = PlatformDashboard.graph("Failed invocations", endpoint.metric_server_errors(), width=6)
-            self.alarms.add(
-                f"{subject}-failed-invocations",
-                description=f"{endpoint.endpoint_name}: asynchronous invocations failed in 3 of 5 minutes",
-                metric=endpoint.metric_server_errors(), threshold=1, evaluation_periods=5, datapoints_to_alarm=3,
-            )  # fmt: skip
-            self.alarms.add(
-                f"{subject}-oldest-request-age",
-                description=f"{endpoint.endpoint_name}: a queued request has waited more than "
-                f"{thresholds.async_oldest_request_minutes} minutes for 5 minutes",
-                metric=endpoint.metric("ApproximateAgeOfOldestRequest", statistic="Maximum", per_variant=False),
-                threshold=thresholds.async_oldest_request_minutes * 60, comparison=GT, evaluation_periods=5,
-            )  # fmt: skip
-            traffic = endpoint.metric("InvocationsProcesssed")  # sic: SageMaker's metric name
+            rules += [
+                AlarmRule(
+                    "failed-invocations", endpoint.metric_server_errors(), 1,
+                    f"{name}: asynchronous invocations failed in 3 of 5 minutes", evaluation_periods=5, datapoints_to_alarm=3,
+                ),
+                AlarmRule(
+                    "oldest-request-age", endpoint.metric_oldest_request_age(), limits.async_oldest_request_minutes * 60,
+                    f"{name}: a queued request has waited more than {limits.async_oldest_request_minutes} minutes for 5 minutes", GT, 5,
+                ),
+            ]  # fmt: skip
+            traffic = endpoint.metric_invocations_processed()
         else:
+            invocations = endpoint.metric_invocations()
             rates = {
-                "5xx": (endpoint.metric_server_errors(), thresholds.server_error_rate_percent),
-                "4xx": (endpoint.metric_client_errors(), thresholds.client_error_rate_percent),
-            }
-            rate_metrics = []
-            for code, (errors, limit) in rates.items():
-                rate = cloudwatch.MathExpression(
+                code: cloudwatch.MathExpression(
                     expression=f"IF(invocations > 0, 100 * e{code} / invocations, 0)",
                     using_metrics={f"e{code}": errors, "invocations": invocations},
                     label=f"{code} %",
                     period=cdk.Duration.minutes(1),
                 )
-                rate_metrics.append(rate)
-                self.alarms.add(
-                    f"{subject}-{code}-rate",
-                    description=f"{endpoint.endpoint_name}: more than {limit}% of requests answered {code} in 3 of 5 minutes",
-                    metric=rate, threshold=limit, comparison=GT, evaluation_periods=5, datapoints_to_alarm=3,
+                for code, errors in (("5xx", endpoint.metric_server_errors()), ("4xx", endpoint.metric_client_errors()))
+            }
+            rate_limits = {"5xx": limits.server_error_rate_percent, "4xx": limits.client_error_rate_percent}
+            rules += [
+                AlarmRule(
+                    f"{code}-rate", rate, rate_limits[code],
+                    f"{name}: more than {rate_limits[code]}% of requests answered {code} in 3 of 5 minutes", GT, 5, 3,
+                )
+                for code, rate in rates.items()
+            ]  # fmt: skip
+            if limits.invocations_absent_minutes:
+                rules.append(
+                    AlarmRule(
+                        "invocations-absent", endpoint.metric_invocations(period=five_minutes), 1,
+                        f"{name}: no invocation for {limits.invocations_absent_minutes} minutes", LT,
+                        limits.invocations_absent_minutes // 5, missing_data=BREACHING,
+                    )
                 )  # fmt: skip
-            errors_widget = PlatformDashboard.graph("Error rate (%)", *rate_metrics, width=6)
+            errors_widget = PlatformDashboard.graph("Error rate (%)", *rates.values(), width=6)
             traffic = invocations
-            if thresholds.invocations_absent_minutes:
-                periods = thresholds.invocations_absent_minutes // 5
-                self.alarms.add(
-                    f"{subject}-invocations-absent",
-                    description=f"{endpoint.endpoint_name}: no invocation for {thresholds.invocations_absent_minutes} minutes",
-                    metric=invocations.with_(period=cdk.Duration.minutes(5)), threshold=1, comparison=LT,
-                    evaluation_periods=periods, missing_data=BREACHING,
-                )  # fmt: skip
-        cpu_samples = endpoint.metric_instance("CPUUtilization", statistic="SampleCount").with_(period=cdk.Duration.minutes(5))
+        self.alarms.watch(kind, rules)
+        cpu_samples = endpoint.metric_cpu_utilization(statistic="SampleCount", period=five_minutes)
         instances = cloudwatch.MathExpression(
             expression="samples / (PERIOD(samples) / 60)",  # each instance reports CPU once a minute
             using_metrics={"samples": cpu_samples},
@@ -177,7 +180,7 @@ class MonitoringStack(cdk.Stack):
         self.dashboard.add_section(
             f"Endpoint {endpoint.endpoint_name}",
             PlatformDashboard.graph("Traffic", traffic, width=6),
-            PlatformDashboard.graph("Model latency (µs)", endpoint.metric_model_latency(statistic="p50"), latency, width=6),
+            PlatformDashboard.graph("Model latency (µs)", endpoint.metric_model_latency(statistic="p50"), endpoint.metric_model_latency(), width=6),
             errors_widget,
             PlatformDashboard.graph("Instances", instances, width=4),
         )
@@ -187,8 +190,8 @@ class MonitoringStack(cdk.Stack):
     def _drift_check(
         self,
         network: PrivateNetwork,
-        foundation: FoundationStack,
-        serving: ServingStack,
+        foundation: FoundationResources,
+        model_package_arn: str,
         captured: dict[str, GuardedEndpoint],
         resource_prefix: str,
     ) -> SageMakerPipeline:
@@ -225,7 +228,7 @@ class MonitoringStack(cdk.Stack):
                 "ReportsBucket": foundation.reports_bucket.bucket_name,
                 "CaptureBucket": foundation.capture_bucket.bucket_name,
                 "EndpointName": first.endpoint_name,
-                "ModelPackageArn": serving.package.arn,
+                "ModelPackageArn": model_package_arn,
                 **subnet_substitutions(subnet_ids),
             },
             role=foundation.pipeline_role.imported_into(self, "PipelineRole"),
@@ -243,18 +246,22 @@ class MonitoringStack(cdk.Stack):
                 parameters={"EndpointName": endpoint.endpoint_name},
             )
             metric = self._drift_metric("DriftedFeatures", endpoint)
-            self.drift_alarms[kind] = self.alarms.add(
-                f"{kind}-drifted-features",
-                description=f"{endpoint.endpoint_name}: {thresholds.drifted_features} or more features drifted from the "
-                "training baseline in the last drift check",
-                metric=metric, threshold=thresholds.drifted_features,
+            drift_alarms = self.alarms.watch(
+                kind,
+                [
+                    AlarmRule(
+                        "drifted-features", metric, thresholds.drifted_features,
+                        f"{endpoint.endpoint_name}: {thresholds.drifted_features} or more features drifted from the training "
+                        "baseline in the last drift check",
+                    ),
+                    AlarmRule(
+                        "drift-no-data", self._drift_metric("NoCaptureData", endpoint), 1,
+                        f"{endpoint.endpoint_name}: two drift checks in a row found no captured requests, or did not report",
+                        evaluation_periods=2, missing_data=BREACHING,
+                    ),
+                ],
             )  # fmt: skip
-            self.alarms.add(
-                f"{kind}-drift-no-data",
-                description=f"{endpoint.endpoint_name}: two drift checks in a row found no captured requests, or did not report",
-                metric=self._drift_metric("NoCaptureData", endpoint), threshold=1, evaluation_periods=2,
-                missing_data=BREACHING,
-            )  # fmt: skip
+            self.drift_alarms[kind] = drift_alarms["drifted-features"]
             search = (
                 f"SEARCH('{{{drift.metric_namespace},EndpointName,Feature}} MetricName=\"FeatureDriftScore\" "
                 f"EndpointName=\"{endpoint.endpoint_name}\"', 'Maximum', 3600)"
@@ -274,11 +281,11 @@ class MonitoringStack(cdk.Stack):
             dimensions_map={"EndpointName": endpoint.endpoint_name}, period=cdk.Duration.hours(1),
         )  # fmt: skip
 
-    def _retrain_on_drift(self, model_build: ModelBuildStack, foundation: FoundationStack) -> events.CfnRule:
+    def _retrain_on_drift(self, model_build_pipeline: SageMakerPipeline, foundation: FoundationResources) -> events.CfnRule:
         """Start the model-build pipeline when the real-time endpoint's drift alarm goes to ALARM."""
         alarm = self.drift_alarms["realtime"]
         # The rule lives here, not with the pipeline: it depends on this stack's alarm.
-        return model_build.pipeline.start_on_event(
+        return model_build_pipeline.start_on_event(
             "RetrainOnDrift",
             scope=self,
             event_pattern={
@@ -288,28 +295,29 @@ class MonitoringStack(cdk.Stack):
                 "detail": {"state": {"value": ["ALARM"]}},
             },
             role=foundation.scheduler_role.role,
-            description=f"{alarm.alarm_name} in ALARM: retrain with {model_build.pipeline.pipeline_name}",
+            description=f"{alarm.alarm_name} in ALARM: retrain with {model_build_pipeline.pipeline_name}",
         )
 
     # -- pipelines -------------------------------------------------------------------------------
 
-    def _watch_pipeline(self, pipeline_name: str) -> None:
-        self.alarms.add(
-            f"{pipeline_name.removeprefix(self.alarms.name_prefix + '-')}-failed",
-            description=f"Pipeline {pipeline_name}: an execution failed",
-            metric=pipeline_metric(pipeline_name, "ExecutionFailed"), threshold=1,
-        )  # fmt: skip
+    def _watch_pipeline(self, pipeline: SageMakerPipeline) -> None:
+        name = pipeline.pipeline_name
+        self.alarms.watch(
+            name.removeprefix(self.alarms.name_prefix + "-"),
+            [AlarmRule("failed", pipeline.metric_executions_failed(), 1, f"Pipeline {name}: an execution failed")],
+        )
+        hourly = cdk.Duration.hours(1)
         self.dashboard.add_section(
-            f"Pipeline {pipeline_name}",
+            f"Pipeline {name}",
             PlatformDashboard.graph(
-                "Executions", *(pipeline_metric(pipeline_name, m, period=cdk.Duration.hours(1)) for m in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed")),
+                "Executions",
+                pipeline.metric_executions_started(period=hourly),
+                pipeline.metric_executions_succeeded(period=hourly),
+                pipeline.metric_executions_failed(period=hourly),
                 width=12,
             ),
-            PlatformDashboard.graph(
-                "Duration (ms)", pipeline_metric(pipeline_name, "ExecutionDuration", period=cdk.Duration.hours(1)).with_(statistic="Maximum"),
-                width=12,
-            ),
-        )  # fmt: skip
+            PlatformDashboard.graph("Duration (ms)", pipeline.metric_execution_duration(period=hourly), width=12),
+        )
 
     # -- cost ------------------------------------------------------------------------------------
 

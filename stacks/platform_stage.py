@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.schema import PlatformConfig
+from ops.approved_model import context_key
 from stacks.foundation_stack import FoundationStack
 from stacks.model_build_stack import ModelBuildStack
 from stacks.monitoring_stack import MonitoringStack
@@ -18,6 +19,8 @@ from stacks.serving_stack import ApprovedPackage, ServingStack
 from stacks.studio_stack import StudioStack
 
 ENVIRONMENT_TAG = "ml-platform:environment"
+# Id of the warning ``cdk synth --strict`` fails on; ``Annotations.of(stage.serving).acknowledge_warning(id)`` accepts it.
+MODEL_MONITOR_WITHOUT_BASELINE = "ml-platform:model-monitor-without-baseline"
 
 
 class PlatformStage(cdk.Stage):
@@ -26,6 +29,14 @@ class PlatformStage(cdk.Stage):
     :param config: the validated environment configuration.
     :param approved_package: the model package version to serve. Default: none, which leaves out
         the serving stack (``serving_skipped`` says why).
+
+    What a user must know about the synthesized environment is a CDK annotation (``cdk synth`` shows
+    it with the construct's path):
+
+    - no Serving stack: an *info* on the Monitoring stack. A new environment has no approved model
+      until its first pipeline run, and it must still synthesize under ``cdk synth --strict``.
+    - a Model Monitor schedule without a registered baseline: a *warning* on the Serving stack, which
+      fails ``cdk synth --strict``: the schedule runs but checks nothing against the training data.
     """
 
     def __init__(
@@ -63,7 +74,7 @@ class PlatformStage(cdk.Stage):
             self,
             "ModelBuild",
             network=self.network.network,
-            foundation=self.foundation,
+            foundation=self.foundation.resources,
             settings=config.pipeline,
             resource_prefix=prefix,
             removal_policy=removal,
@@ -76,7 +87,7 @@ class PlatformStage(cdk.Stage):
                 self,
                 "Studio",
                 network=self.network.network,
-                foundation=self.foundation,
+                foundation=self.foundation.resources,
                 settings=config.studio,
                 resource_prefix=prefix,
                 removal_policy=removal,
@@ -97,7 +108,7 @@ class PlatformStage(cdk.Stage):
                 self,
                 "Serving",
                 network=self.network.network,
-                foundation=self.foundation,
+                foundation=self.foundation.resources,
                 settings=config.serving,
                 package=approved_package,
                 resource_prefix=prefix,
@@ -110,15 +121,31 @@ class PlatformStage(cdk.Stage):
             self,
             "Monitoring",
             network=self.network.network,
-            foundation=self.foundation,
-            model_build=self.model_build,
-            serving=self.serving,
+            foundation=self.foundation.resources,
+            model_build_pipeline=self.model_build.pipeline,
+            endpoints=self.serving.endpoints if self.serving else None,
+            served_model_package_arn=approved_package.arn if self.serving else None,
+            batch_scoring_pipeline=self.serving.batch_scoring if self.serving else None,
             settings=config.monitoring,
             cost_allocation_tag=(ENVIRONMENT_TAG, config.name),
             resource_prefix=prefix,
             removal_policy=removal,
             description=f"ML platform {config.name}: alarms, dashboard, drift checks, budget",
         )
+
+        if self.serving_skipped:
+            key = context_key(config.name)
+            hint = "" if not config.serving.enabled else f"; after approving one, run `make approved-model ENV={config.name}`"
+            cdk.Annotations.of(self.monitoring).add_info(
+                f"serving: no endpoints in '{config.name}': {self.serving_skipped} (context key '{key}'){hint}"
+            )
+        if self.serving is not None and self.serving.model_monitor_without_baseline:
+            cdk.Annotations.of(self.serving).add_warning_v2(
+                MODEL_MONITOR_WITHOUT_BASELINE,
+                f"monitoring: the Model Monitor schedule of '{config.name}' has no baseline: package version "
+                f"{approved_package.version} was registered without one (set monitoring.model_monitor.enabled, retrain, "
+                f"approve, then `make approved-model ENV={config.name}`)",
+            )
 
         tags = cdk.Tags.of(self)
         tags.add(ENVIRONMENT_TAG, config.name)

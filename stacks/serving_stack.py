@@ -10,7 +10,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
-from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint
+from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
@@ -22,7 +22,7 @@ from stacks.foundation_stack import (
     CAPTURE_PREFIX,
     MODEL_MONITOR_REPORTS_PREFIX,
     SKLEARN_VERSION,
-    FoundationStack,
+    FoundationResources,
 )
 from stacks.definition_cache import definition_cache_dir
 from stacks.model_build_stack import STEPS_DIR
@@ -59,7 +59,7 @@ class ServingStack(cdk.Stack):
     """Endpoints serving one approved model package version.
 
     :param network: subnets and security group the endpoints attach to.
-    :param foundation: keys, buckets and the model execution roles.
+    :param foundation: the foundation's keys, buckets and the model execution roles.
     :param settings: the environment's ``serving`` configuration.
     :param package: the approved model package version to serve.
     :param resource_prefix: ``mlp-<env>``; endpoints default to ``<prefix>-realtime|multi-model|async``.
@@ -74,7 +74,7 @@ class ServingStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
+        foundation: FoundationResources,
         settings: ServingConfig,
         package: ApprovedPackage,
         resource_prefix: str,
@@ -86,7 +86,7 @@ class ServingStack(cdk.Stack):
         self.package = package
         self.model_monitor_without_baseline = False
         self._parameter_root = f"/{resource_prefix}/serving"
-        self._volume_key = foundation.models_key
+        self._volume_key = foundation.models_key.key
         self.batch_scoring: SageMakerPipeline | None = None
         self.endpoints: dict[str, GuardedEndpoint] = {}
         # Grants below become policies of this stack: the foundation must not depend on it.
@@ -101,7 +101,7 @@ class ServingStack(cdk.Stack):
             self,
             "ApprovedModel",
             name_prefix=f"{resource_prefix}-v{package.version}",
-            execution_role_arn=foundation.model_role.role_arn,
+            role=foundation.model_role.role,
             network=network,
             model_package_arn=package.arn,
         )
@@ -115,7 +115,7 @@ class ServingStack(cdk.Stack):
                 model=self.model,
                 variant_name=realtime.variant_name,
                 data_capture=DataCapture(
-                    bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage
+                    bucket=foundation.capture_bucket.bucket, prefix=CAPTURE_PREFIX, sampling_percentage=realtime.data_capture_percentage
                 ),
             )
             self._publish("realtime", endpoint, "Real-time endpoint (latest approved model)", invokers)
@@ -131,7 +131,7 @@ class ServingStack(cdk.Stack):
                 self,
                 "MultiModel",
                 name_prefix=f"{resource_prefix}-multi-model",
-                execution_role_arn=foundation.multi_model_role.role_arn,
+                role=foundation.multi_model_role.role,
                 network=network,
                 image_uri=framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
                 model_data_url=foundation.model_bucket.s3_url(foundation.multi_model_prefix),
@@ -172,13 +172,13 @@ class ServingStack(cdk.Stack):
                 name=name,
                 model=self.model,
                 data_capture=DataCapture(
-                    bucket=foundation.capture_bucket, prefix=CAPTURE_PREFIX, sampling_percentage=asynchronous.data_capture_percentage
+                    bucket=foundation.capture_bucket.bucket, prefix=CAPTURE_PREFIX, sampling_percentage=asynchronous.data_capture_percentage
                 ),
                 async_inference=AsyncInference(
                     output_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}output/{name}"),
                     failure_url=foundation.data_bucket.s3_url(f"{ASYNC_INFERENCE_PREFIX}failures/{name}"),
-                    output_key=foundation.data_key,
-                    notifications=self.async_notifications,
+                    output_key=foundation.data_key.key,
+                    notifications=self.async_notifications.topic,
                     max_concurrent_invocations_per_instance=asynchronous.max_concurrent_invocations_per_instance,
                 ),
             )
@@ -207,6 +207,7 @@ class ServingStack(cdk.Stack):
 
         Asynchronous endpoints scale on their backlog (they publish no invocations per instance), the others on invocations.
         """
+        rollout, scaling = settings.rollout, settings.scaling
         endpoint = GuardedEndpoint(
             self,
             id_,
@@ -215,14 +216,29 @@ class ServingStack(cdk.Stack):
             instance_type=settings.instance_type,
             initial_instance_count=settings.initial_instance_count,
             volume_key=self._volume_key,
-            rollout=settings.rollout,
+            rollout=Rollout(
+                mode=rollout.mode,
+                canary_percent=rollout.canary_percent,
+                linear_step_percent=rollout.linear_step_percent,
+                wait_seconds=rollout.wait_seconds,
+                termination_wait_seconds=rollout.termination_wait_seconds,
+                max_execution_seconds=rollout.max_execution_seconds,
+                max_5xx_errors_per_minute=rollout.max_5xx_errors_per_minute,
+                max_model_latency_ms=rollout.max_model_latency_ms,
+            ),
             **options,
         )
-        if settings.scaling.enabled:
+        if scaling.enabled:
+            capacity = {
+                "min_capacity": scaling.min_capacity,
+                "max_capacity": scaling.max_capacity,
+                "scale_in_cooldown": cdk.Duration.seconds(scaling.scale_in_cooldown_seconds),
+                "scale_out_cooldown": cdk.Duration.seconds(scaling.scale_out_cooldown_seconds),
+            }
             if endpoint.is_async:
-                endpoint.scale_on_backlog(settings.scaling, target_per_instance=settings.target_backlog_per_instance)
+                endpoint.scale_on_backlog(target_per_instance=settings.target_backlog_per_instance, **capacity)
             else:
-                endpoint.scale_on_invocations(settings.scaling, target_per_instance=settings.target_invocations_per_instance)
+                endpoint.scale_on_invocations(target_per_instance=settings.target_invocations_per_instance, **capacity)
         return endpoint
 
     def _publish(self, kind: str, endpoint: GuardedEndpoint, what: str, invokers: list) -> None:
@@ -239,7 +255,7 @@ class ServingStack(cdk.Stack):
         for invoker in invokers:
             endpoint.grant_invoke(invoker)
 
-    def _batch_scoring(self, foundation: FoundationStack, settings: ServingConfig, resource_prefix: str) -> SageMakerPipeline:
+    def _batch_scoring(self, foundation: FoundationResources, settings: ServingConfig, resource_prefix: str) -> SageMakerPipeline:
         """A pipeline running one transform job over ``batch-scoring/input/`` with the approved model."""
         pipeline_name = f"{resource_prefix}-batch-scoring"
         definition = cached_batch_definition(
@@ -281,7 +297,7 @@ class ServingStack(cdk.Stack):
     # -- Model Monitor (accounts that still have it) ------------------------------------------------
 
     def _model_monitor(
-        self, network: PrivateNetwork, foundation: FoundationStack, endpoint: GuardedEndpoint, instance_type: str
+        self, network: PrivateNetwork, foundation: FoundationResources, endpoint: GuardedEndpoint, instance_type: str
     ) -> sagemaker.CfnMonitoringSchedule:
         """An hourly data-quality schedule on ``endpoint``, against the package's registered baseline.
 

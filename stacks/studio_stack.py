@@ -10,14 +10,14 @@ from config.schema import StudioConfig
 from ml_constructs.mlflow_server import MlflowTrackingServer
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.studio_domain import AppDefaults, StudioDomain, StudioUserSpec
-from stacks.foundation_stack import MLFLOW_PREFIX, FoundationStack
+from stacks.foundation_stack import MLFLOW_PREFIX, FoundationResources
 
 
 class StudioStack(cdk.Stack):
     """Where data scientists work.
 
     :param network: private subnets and the workload security group.
-    :param foundation: keys, buckets and the persona roles.
+    :param foundation: the foundation's keys, buckets and the persona roles.
     :param settings: the environment's ``studio`` configuration.
     :param resource_prefix: ``mlp-<env>``: the domain's name and the parameters' path.
     :param removal_policy: for the cleanup's log group. Default: ``RETAIN``. (The home EFS
@@ -30,7 +30,7 @@ class StudioStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
-        foundation: FoundationStack,
+        foundation: FoundationResources,
         settings: StudioConfig,
         resource_prefix: str,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
@@ -46,10 +46,10 @@ class StudioStack(cdk.Stack):
             self,
             "Domain",
             domain_name=resource_prefix,
-            vpc_id=network.vpc.vpc_id,
-            subnet_ids=network.workload_subnets.subnet_ids,
-            security_group_id=network.workload_security_group.security_group_id,
-            kms_key_arn=foundation.studio_key.key_arn,
+            vpc=network.vpc,
+            subnets=network.workload_subnets.subnets,
+            security_group=network.workload_security_group,
+            encryption_key=foundation.studio_key.key,
             default_role=persona_roles["data_scientist"],
             apps=AppDefaults(
                 instance_type=settings.default_instance_type,
@@ -59,7 +59,7 @@ class StudioStack(cdk.Stack):
                 code_editor_lifecycle_config_arns=list(settings.code_editor_lifecycle_config_arns),
             ),
             sharing_output_s3_uri=foundation.data_bucket.s3_url("studio-sharing/"),
-            sharing_kms_key_arn=foundation.data_key.key_arn,
+            sharing_key=foundation.data_key.key,
             notebook_output_sharing=settings.notebook_output_sharing,
             users=[StudioUserSpec(name=u.name, role=persona_roles[u.persona]) for u in settings.users],
             shared_spaces={space.name: space.owner for space in settings.shared_spaces},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import hashlib
 import json
@@ -9,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -20,6 +22,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from config import load_config
 from stacks.platform_stage import ENVIRONMENT_TAG, PlatformStage
+from stacks.serving_stack import ServingStack
 from tests.conftest import ROOT, AwsCallAttempted, load_json
 from tests.definition_checks import recorded_snapshot
 
@@ -48,6 +51,52 @@ def test_sandbox_is_account_agnostic(sandbox):
 def test_construct_package_does_not_shadow_the_constructs_library():
     assert Path(constructs.__file__).parent.parent.name == "site-packages"
     assert not (ROOT / "constructs").exists()
+
+
+def stack_typed_props(cls: type) -> list[str]:
+    """The constructor props of ``cls`` whose type is (or contains) a ``cdk.Stack``."""
+
+    def stacks_in(hint) -> bool:
+        if isinstance(hint, type) and issubclass(hint, cdk.Stack):
+            return True
+        return any(stacks_in(arg) for arg in typing.get_args(hint))
+
+    return [name for name, hint in typing.get_type_hints(cls.__init__).items() if stacks_in(hint)]
+
+
+def test_stacks_take_constructs_and_values_not_other_stacks(sandbox):
+    class Leaning(cdk.Stack):
+        def __init__(self, scope, id_: str, *, other: cdk.Stack | None = None) -> None: ...
+
+    assert stack_typed_props(Leaning) == ["other"]
+    stack_classes = {type(s) for s in sandbox.stage.stacks} | {ServingStack}
+    assert len(stack_classes) == 6
+    assert {c.__name__: stack_typed_props(c) for c in stack_classes} == {c.__name__: [] for c in stack_classes}
+
+
+def imported_top_level_modules(source: str) -> set[str]:
+    """The top-level package of every absolute import in ``source`` (``from config.schema import X`` gives ``config``)."""
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_import_scan_sees_every_form_of_import():
+    source = "import config\nimport os, config.schema as s\nfrom config.schema import A\ndef f():\n    from config import load_config\n"
+    assert imported_top_level_modules(source) == {"config", "os"}
+    assert imported_top_level_modules("from . import config\nfrom .config import x\n") == set()
+
+
+def test_reusable_constructs_never_import_the_environment_config():
+    """Constructs take props; the stacks translate the configuration into them."""
+    modules = sorted((ROOT / "ml_constructs").rglob("*.py"))
+    assert ROOT / "ml_constructs" / "endpoints.py" in modules
+    offenders = [str(m.relative_to(ROOT)) for m in modules if {"config", "stacks"} & imported_top_level_modules(m.read_text(encoding="utf-8"))]
+    assert offenders == [], f"modules under ml_constructs/ import the environment config or the stacks: {offenders}"
 
 
 # --- tags -----------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from botocore.stub import Stubber
 from ops import approved_model
 from ops.approved_model import (
     BASELINE_KEYS,
-    CONTEXT_KEY_TEMPLATE,
     GroupNotFoundError,
     context_key,
     data_quality_baseline,
@@ -273,9 +272,9 @@ def test_a_package_that_is_no_longer_approved_is_refused(client, stub):
 # --- the context file --------------------------------------------------------------------
 
 
-def test_context_key():
-    assert CONTEXT_KEY_TEMPLATE == "ml-platform:{env}:approved-model-package"
+def test_context_key_names_the_environment():
     assert context_key("dev") == KEY
+    assert context_key("prod") == "ml-platform:prod:approved-model-package"
 
 
 def test_recording_merges_keys_sorted_with_two_space_indent(tmp_path):

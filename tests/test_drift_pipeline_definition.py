@@ -64,12 +64,18 @@ def test_parameters_and_their_defaults(definition):
     }
 
 
-def test_capture_url_default_is_the_endpoints_capture_destination():
-    """The serving stack captures to the foundation's CAPTURE_PREFIX; ``ml_constructs.endpoints`` sets
-    DestinationS3Uri to the bucket URL of the prefix without its final slash."""
-    from stacks.foundation_stack import CAPTURE_PREFIX
+def test_capture_url_default_is_the_endpoints_capture_destination(serving):
+    """The drift check reads, by default, exactly where the captured endpoints write (same bucket, same prefix)."""
+    from tests.conftest import output_of, pipeline_sub, resources_of
 
-    assert CAPTURE_PREFIX == "data-capture/"
+    configs = resources_of(serving.template_json("Serving"), "AWS::SageMaker::EndpointConfig").values()
+    destinations = [c["Properties"]["DataCaptureConfig"]["DestinationS3Uri"]["Fn::Join"][1] for c in configs if "DataCaptureConfig" in c["Properties"]]
+    body, values = pipeline_sub(serving.template_json("Monitoring"), "DriftCheck")
+    default = {p["Name"]: p.get("DefaultValue") for p in json.loads(body)["Parameters"]}["CaptureUrl"]
+    assert len(destinations) == 2  # the real-time and the asynchronous endpoint
+    for scheme, bucket, prefix in destinations:
+        assert f"{scheme}${{CaptureBucket}}{prefix}" == default
+        assert output_of(bucket) == output_of(values["CaptureBucket"])
     assert {p["Name"]: p["DefaultValue"] for p in json.loads(build(capture_prefix="capture/x/"))["Parameters"]}[
         "CaptureUrl"
     ] == "s3://${CaptureBucket}/capture/x"
@@ -168,7 +174,7 @@ def test_report_goes_under_the_endpoint_and_execution(definition):
     }  # fmt: skip
     from stacks.foundation_stack import DRIFT_REPORTS_PREFIX  # where the monitoring job role may write
 
-    assert DRIFT_REPORTS_PREFIX == "drift/"
+    assert output["S3Output"]["S3Uri"]["Std:Join"]["Values"][0] == f"s3://${{ReportsBucket}}/{DRIFT_REPORTS_PREFIX.rstrip('/')}"
     custom = json.loads(build(reports_prefix="/drift/reports/"))
     (output,) = arguments_of(custom)["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["S3Uri"]["Std:Join"]["Values"][0] == "s3://${ReportsBucket}/drift/reports"

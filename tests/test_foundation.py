@@ -343,10 +343,14 @@ def test_model_role_writes_capture_and_results_and_reads_artifacts_and_requests_
 
 def test_roles_using_sagemaker_in_the_vpc_can_manage_only_this_vpcs_interfaces(sandbox):
     t = sandbox.template_json("Foundation")
-    for role in ["JobRole", "ModelExecutionRole", "StudioUserRole"]:
-        (statement,) = [s for s in role_statements(t, role) if "ec2:CreateNetworkInterface" in as_list(s["Action"])]
-        vpc = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
-        assert "NetworkVpc" in str(vpc)
+    manage = {"ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"}
+    for role in ["JobRole", "ModelExecutionRole", "MultiModelRole", "MonitoringJobRole", "StudioUserRole", "StudioLeadRole"]:
+        granting = [s for s in role_statements(t, role) if s["Effect"] == "Allow" and {a for a in as_list(s["Action"]) if a.startswith("ec2:") and "NetworkInterface" in a} - {"ec2:DescribeNetworkInterfaces"}]
+        assert len(granting) == 1, role
+        (statement,) = granting
+        assert set(as_list(statement["Action"])) == manage, role
+        assert list(statement["Condition"]) == ["ArnEquals"] and list(statement["Condition"]["ArnEquals"]) == ["ec2:Vpc"], role
+        assert "NetworkVpc" in str(statement["Condition"]["ArnEquals"]["ec2:Vpc"]), role
 
 
 def test_encrypt_actions_are_explicit(sandbox):

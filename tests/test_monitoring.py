@@ -11,7 +11,7 @@ import pytest
 from app import cdk_json_context
 from config import load_config
 from ml_constructs.monitoring import vcpus_of
-from stacks.platform_stage import PlatformStage
+from stacks.platform_stage import MODEL_MONITOR_WITHOUT_BASELINE, PlatformStage
 from stacks.serving_stack import ApprovedPackage
 from tests.conftest import (
     APPROVED_PACKAGE,
@@ -174,10 +174,44 @@ def test_thresholds_come_from_config(custom):
     assert "mlp-sandbox-realtime-invocations-absent" not in alarms
 
 
+def test_monitoring_deploys_after_the_serving_stack_whose_endpoints_it_names(serving, sandbox):
+    # Alarms and drift schedules name the endpoints as plain strings: only the stack dependency orders the deploy.
+    # (Stack.dependencies after synth: reading the artifacts' dependencies would re-type jsii's cached artifact proxies.)
+    stage = serving.stage
+    assert stage.serving.stack_name in [s.stack_name for s in stage.monitoring.dependencies]
+    assert "MlPlatform-sandbox-Serving" not in [s.stack_name for s in sandbox.stage.monitoring.dependencies]
+
+
 def test_without_endpoints_only_pipelines_and_cost_are_watched(sandbox):
     template = sandbox.template_json("Monitoring")
     assert sorted(alarms_by_name(template)) == ["mlp-sandbox-model-build-failed"]
     assert resources_of(template, "AWS::Budgets::Budget") and resources_of(template, "AWS::CloudWatch::Dashboard")
+
+
+def test_endpoint_metrics_take_metric_options_over_their_defaults(serving):
+    realtime, asynchronous = serving.stage.serving.endpoints["realtime"], serving.stage.serving.endpoints["async"]
+    latency = realtime.metric_model_latency()
+    assert (latency.metric_name, latency.statistic, latency.period.to_seconds()) == ("ModelLatency", "p99", 60)
+    assert latency.dimensions == {"EndpointName": "mlp-sandbox-realtime", "VariantName": "AllTraffic"}
+    tuned = realtime.metric_model_latency(statistic="p50", period=cdk.Duration.minutes(5), label="median")
+    assert (tuned.statistic, tuned.period.to_seconds(), tuned.label) == ("p50", 300, "median")
+    cpu = realtime.metric_cpu_utilization(period=cdk.Duration.minutes(5))
+    assert (cpu.namespace, cpu.metric_name, cpu.statistic, cpu.period.to_seconds()) == ("/aws/sagemaker/Endpoints", "CPUUtilization", "Average", 300)
+    assert (realtime.metric_server_errors().metric_name, asynchronous.metric_server_errors().metric_name) == ("Invocation5XXErrors", "InvocationFailures")
+    age = asynchronous.metric_oldest_request_age(statistic="Average")
+    assert (age.metric_name, age.statistic, age.dimensions) == ("ApproximateAgeOfOldestRequest", "Average", {"EndpointName": "mlp-sandbox-async"})
+
+
+def test_pipeline_metrics_take_metric_options_over_their_defaults(serving):
+    pipeline = serving.stage.model_build.pipeline
+    failed = pipeline.metric_executions_failed()
+    assert (failed.namespace, failed.metric_name, failed.statistic, failed.period.to_seconds()) == (
+        "AWS/Sagemaker/ModelBuildingPipeline", "ExecutionFailed", "Sum", 300,
+    )  # fmt: skip
+    assert failed.dimensions == {"PipelineName": "mlp-sandbox-model-build"}
+    duration = pipeline.metric_execution_duration(period=cdk.Duration.hours(1))
+    assert (duration.metric_name, duration.statistic, duration.period.to_seconds()) == ("ExecutionDuration", "Maximum", 3600)
+    assert pipeline.metric_executions_started(statistic="SampleCount").statistic == "SampleCount"
 
 
 @pytest.mark.parametrize(("instance_type", "vcpus"), [("ml.t3.medium", 2), ("ml.m5.large", 2), ("ml.c5.xlarge", 4), ("ml.m5.4xlarge", 16)])
@@ -423,12 +457,26 @@ def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_m
         assert any(":repository/sagemaker-model-monitor-analyzer" in json.dumps(r) for r in pulls), role
 
 
-def test_model_monitor_without_a_registered_baseline_still_schedules_and_says_so(tmp_path, capsys):
+def test_model_monitor_without_a_registered_baseline_still_schedules_and_warns(tmp_path):
     (tmp_path / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
-    template = synthesize(tmp_path / "out", config_dir=tmp_path, context=approved_context()).template_json("Serving")
-    (job,) = resources_of(template, "AWS::SageMaker::DataQualityJobDefinition").values()
+    synth = synthesize(tmp_path / "out", config_dir=tmp_path, context=approved_context())
+    (job,) = resources_of(synth.template_json("Serving"), "AWS::SageMaker::DataQualityJobDefinition").values()
     assert "DataQualityBaselineConfig" not in job["Properties"]
-    assert "monitoring: the Model Monitor schedule of 'sandbox' has no baseline" in capsys.readouterr().err
+    # A warning: `cdk synth --strict` fails until the package has a baseline or the warning is acknowledged.
+    assert synth.messages() == [
+        (
+            "aws:cdk:warning",
+            "/MlPlatform-sandbox/Serving",
+            "monitoring: the Model Monitor schedule of 'sandbox' has no baseline: package version 12 was registered "
+            "without one (set monitoring.model_monitor.enabled, retrain, approve, then `make approved-model ENV=sandbox`) "
+            f"[ack: {MODEL_MONITOR_WITHOUT_BASELINE}]",
+        )
+    ]
+
+
+def test_model_monitor_with_its_baseline_has_no_warning(model_monitor):
+    assert model_monitor.stage.serving.model_monitor_without_baseline is False
+    assert [m for m in model_monitor.messages() if m[0] != "aws:cdk:info"] == []
 
 
 def test_account_bound_environment_with_model_monitor_synthesizes_its_schedule(model_monitor):

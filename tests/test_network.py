@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -10,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from config import load_config
 from stacks.network_stack import NetworkStack
-from tests.conftest import resources_of
+from tests.conftest import as_list, resources_of
 
 INTERFACE_SERVICES = {
     "sagemaker.api",
@@ -71,12 +72,28 @@ def test_flow_logs_go_to_an_encrypted_log_group_with_retention(network, sandbox)
 
 
 def test_logs_key_lets_only_this_environments_log_groups_use_it(sandbox):
-    (key,) = resources_of(sandbox.template_json("Network"), "AWS::KMS::Key").values()
+    t = sandbox.template_json("Network")
+    ((key_id, key),) = resources_of(t, "AWS::KMS::Key").items()
     assert key["Properties"]["EnableKeyRotation"] is True
-    service = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
-    assert len(service) == 1
-    condition = service[0]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
-    assert condition["Fn::Join"][1][-1].endswith("log-group:/mlp-sandbox/*")
+    data_actions = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    users = [s for s in statements if data_actions & set(as_list(s["Action"]))]
+    # The key's one user: CloudWatch Logs of this region, for log groups under /mlp-sandbox/ in this account.
+    assert len(users) == 1 and users[0]["Effect"] == "Allow"
+    assert users[0]["Principal"] == {"Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
+    assert users[0]["Condition"] == {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:logs:arn": {
+                "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}, ":log-group:/mlp-sandbox/*"]]
+            }
+        }
+    }
+    # The account administers the key but cannot use it; no IAM policy of the stack grants its use either.
+    assert [s["Sid"] for s in statements if s not in users] == ["KeyAdministration"]
+    assert not [p for p in resources_of(t, "AWS::IAM::Policy").values() if key_id in json.dumps(p)]
+    # And the log groups encrypted with it are this environment's.
+    groups = [g["Properties"] for g in resources_of(t, "AWS::Logs::LogGroup").values() if key_id in json.dumps(g["Properties"].get("KmsKeyId"))]
+    assert groups and all(g["LogGroupName"].startswith("/mlp-sandbox/") for g in groups)
 
 
 def test_workload_group_allows_nfs_and_tcp_within_itself_only(sandbox):
