@@ -101,8 +101,7 @@ class Synthesized:
     def messages(self) -> list[tuple[str, str, str]]:
         """``(type, construct path, text)`` of each annotation in the stage's stacks (what ``cdk synth`` prints;
         ``aws:cdk:warning`` and ``aws:cdk:error`` fail ``cdk synth --strict``)."""
-        stacks = self.assembly.get_nested_assembly(self.stage.artifact_id).stacks
-        return sorted((m.entry.type, m.id, str(m.entry.data)) for stack in stacks for m in stack.messages)
+        return sorted((m.entry.type, m.id, str(m.entry.data)) for stack in self._stacks().values() for m in stack.messages)
 
     @property
     def stack_ids(self) -> list[str]:
