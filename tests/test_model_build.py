@@ -268,3 +268,19 @@ def test_definition_cache_reuses_identical_builds_only(tmp_path, monkeypatch):
         cache_dir=None, pipeline_name="mlp-x-model-build", model_package_group_name="mlp-x-models",
         settings=PipelineConfig(), subnet_count=2,
     ) == first  # fmt: skip
+
+
+def test_a_change_to_any_builder_source_invalidates_the_cached_definitions(tmp_path):
+    from pipeline_code.definitions import batch_scoring, cache, drift_check, model_build
+
+    builder = tmp_path / "builder.py"
+    builder.write_text("first")
+    first = cache.cache_key(arguments={"pipeline_name": "p"}, sources=[builder])
+    builder.write_text("second")
+    assert cache.cache_key(arguments={"pipeline_name": "p"}, sources=[builder]) != first
+    code = Path(cache.__file__).resolve().parent.parent
+    assert {code / "pipeline.py", code / "definitions" / "cache.py"} <= set(cache.SHARED_SOURCES)
+    for module, pipeline_module in ((model_build, None), (batch_scoring, "batch_pipeline.py"), (drift_check, "drift_pipeline.py")):
+        sources = set(module._BUILDER_SOURCES)
+        assert Path(module.__file__).resolve() in sources
+        assert pipeline_module is None or code / pipeline_module in sources

@@ -493,10 +493,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def _release_arrow_memory() -> None:
-    try:
-        pa.default_memory_pool().release_unused()
-    except AttributeError:  # pragma: no cover - pyarrow < 9
-        pass
+    pa.default_memory_pool().release_unused()
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -504,7 +501,7 @@ def run(args: argparse.Namespace) -> dict:
     input_dir, output_dir, target = Path(args.input_dir), Path(args.output_dir), args.target_column
     try:
         pa.jemalloc_set_decay_ms(0)  # hand freed Arrow memory back at once: lower peak RSS
-    except (AttributeError, NotImplementedError, pa.ArrowException):  # pragma: no cover
+    except (NotImplementedError, pa.ArrowException):  # pragma: no cover - jemalloc is not Arrow's allocator here
         pass
 
     # 1. Read and validate everything before writing anything.
