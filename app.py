@@ -14,7 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 from config import ConfigError, load_config
 from config.loader import DEFAULT_CONFIG_DIR
 from ops.approved_model import context_key, read_recorded
-from stacks.definition_cache import DEFINITION_CACHE_CONTEXT
+from pipeline_code.definitions.cache import DEFINITION_CACHE_CONTEXT
 from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
 

@@ -15,15 +15,30 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 
+def _members(paths: list[Path]) -> dict[str, Path]:
+    """Archive name -> file: a file under its name, a package directory's ``.py`` files under ``<dir>/``."""
+    members = {}
+    for path in paths:
+        if path.is_dir():
+            for source in path.rglob("*.py"):
+                members[f"{path.name}/{source.relative_to(path).as_posix()}"] = source
+        else:
+            members[path.name] = path
+    return members
+
+
 def deterministic_tarball(files: list[Path]) -> bytes:
-    """A ``.tar.gz`` of ``files`` (flat) whose bytes depend only on their names and contents."""
+    """A ``.tar.gz`` of ``files`` whose bytes depend only on their names and contents.
+
+    Files go in at the top level; a directory (a Python package) adds its ``.py`` files under its name.
+    """
     buffer = io.BytesIO()
     # mtime=0 in the gzip header and fixed tar metadata: same inputs, same bytes, same asset hash.
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for path in sorted(files, key=lambda p: p.name):
+            for name, path in sorted(_members(list(files)).items()):
                 data = path.read_bytes()
-                info = tarfile.TarInfo(name=path.name)
+                info = tarfile.TarInfo(name=name)
                 info.size, info.mode, info.mtime = len(data), 0o644, 0
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
@@ -48,20 +63,33 @@ def _stage(tarball: bytes) -> Path:
 
 
 class StepCode(Construct):
-    """Processing scripts as single-file assets; training/serving code as one ``.tar.gz`` asset.
+    """Step code as content-hashed ``.tar.gz`` assets: one per processing job, one training/serving source.
 
-    SageMaker runs a processing script under its own file name, so script assets keep
-    their ``.py`` ending; training ``source_dir`` must be a tarball, which CDK's
-    directory assets (zips) are not, so the tarball is built here, deterministically.
+    A job's entry point ships with the helpers it imports, so each is a tarball; a training
+    ``source_dir`` must be one anyway, and CDK's directory assets are zips, so the tarballs are built
+    here, deterministically (same files, same bytes, same object key). A processing job unpacks its
+    tarball itself (``pipeline_code.pipeline.tarball_command``).
 
-    :param scripts: processing scripts by logical name (e.g. ``{"preprocess": path}``).
-    :param source_files: files of the training source tarball (``train.py``, ``inference.py``).
+    :param processing: the files of each processing job's tarball, by logical name (e.g.
+        ``{"preprocess": [preprocess.py, stepkit.py]}``; a package directory adds its ``.py`` files).
+        Default: none.
+    :param source_files: files of the training source tarball (``train.py``, ``inference.py``, ...).
         Default: none (no tarball).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, scripts: dict[str, Path], source_files: list[Path] = ()) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        processing: dict[str, list[Path]] | None = None,
+        source_files: list[Path] = (),
+    ) -> None:
         super().__init__(scope, id_)
-        self.scripts = {name: s3_assets.Asset(self, f"{name.title()}Script", path=str(path)) for name, path in scripts.items()}
+        self.processing = {
+            name: s3_assets.Asset(self, f"{name.title().replace('-', '')}Code", path=str(_stage(deterministic_tarball(files))))
+            for name, files in (processing or {}).items()
+        }
         self.source_tarball = (
             s3_assets.Asset(self, "TrainingSource", path=str(_stage(deterministic_tarball(list(source_files)))))
             if source_files
@@ -70,7 +98,7 @@ class StepCode(Construct):
 
     @property
     def assets(self) -> list[s3_assets.Asset]:
-        return [*self.scripts.values(), *([self.source_tarball] if self.source_tarball else [])]
+        return [*self.processing.values(), *([self.source_tarball] if self.source_tarball else [])]
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` (the role SageMaker jobs and models run with) download exactly these objects."""

@@ -1,6 +1,10 @@
-"""SageMaker Pipeline builders (model build, batch scoring, drift check) and their step scripts.
+"""The ML pipelines: what belongs here is everything about them except CDK resources.
 
-Step scripts import nothing from CDK or from this package and carry their own pinned requirements.
+``pipeline.py``, ``batch_pipeline.py`` and ``drift_pipeline.py`` build the SageMaker Pipelines
+offline from plain arguments; ``definitions/`` translates an environment's configuration into
+those arguments once and caches the built definitions; ``steps/`` is the code the jobs run (it
+imports nothing from CDK or from the rest of this package and has its own pinned requirements);
+``local_run.py`` runs the steps on this machine; ``data/`` is the sample data set.
 """
 
 import os

@@ -30,42 +30,26 @@ from sagemaker.workflow.steps import TransformStep
 
 TRANSFORM_STEP = "TransformData"
 CSV = "text/csv"
-# SageMaker's limit on MaxPayloadInMB, and on MaxPayloadInMB × MaxConcurrentTransforms when both are set.
-MAX_PAYLOAD_LIMIT_MB = 100
 
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """How the transform job runs.
+    """How the transform job runs; the names, defaults and allowed values are ``config.schema.BatchScoringConfig``'s,
+    which validates them (SageMaker's limits included) before they get here.
 
     :param instance_type: default of the ``InstanceType`` pipeline parameter.
-    :param instance_count: default of the ``InstanceCount`` pipeline parameter (≥ 1).
-    :param max_payload_mb: largest request sent to the container, 1-100 MB; with ``MultiRecord``
+    :param instance_count: default of the ``InstanceCount`` pipeline parameter.
+    :param max_payload_mb: largest request sent to the container, in MB; with ``MultiRecord``
         SageMaker packs as many CSV lines into each request as fit. Default: 6 (SageMaker's default).
-        (0, HTTP chunked encoding, is not supported by the scikit-learn container.)
-    :param max_concurrent_transforms: parallel requests per instance. Default ``None`` (0 means the
-        same): left out of the request, so SageMaker asks the container's execution-parameters
-        endpoint and otherwise sends one request at a time.
+    :param max_concurrent_transforms: parallel requests per instance. Default 0: left out of the
+        request, so SageMaker asks the container's execution-parameters endpoint and otherwise sends
+        one request at a time.
     """
 
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
     max_payload_mb: int = 6
-    max_concurrent_transforms: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.instance_count < 1:
-            raise ValueError(f"instance_count must be at least 1, got {self.instance_count}")
-        if not 1 <= self.max_payload_mb <= MAX_PAYLOAD_LIMIT_MB:
-            raise ValueError(f"max_payload_mb must be 1-{MAX_PAYLOAD_LIMIT_MB}, got {self.max_payload_mb}")
-        concurrency = self.max_concurrent_transforms
-        if concurrency is not None and concurrency < 0:
-            raise ValueError(f"max_concurrent_transforms must be None or at least 0, got {concurrency}")
-        if concurrency and concurrency * self.max_payload_mb > MAX_PAYLOAD_LIMIT_MB:
-            raise ValueError(
-                f"max_concurrent_transforms × max_payload_mb must not exceed {MAX_PAYLOAD_LIMIT_MB} MB,"
-                f" got {concurrency} × {self.max_payload_mb}"
-            )
+    max_concurrent_transforms: int = 0
 
 
 def get_batch_pipeline(
@@ -106,7 +90,7 @@ def get_batch_pipeline(
         output_path=output_data,
         output_kms_key=output_kms_key,
         accept=CSV,
-        max_concurrent_transforms=settings.max_concurrent_transforms or None,
+        max_concurrent_transforms=settings.max_concurrent_transforms or None,  # the SDK leaves None out
         max_payload=settings.max_payload_mb,
         # Never in the definition (SageMaker names the job); set so the SDK need not describe the model.
         base_transform_job_name=f"{pipeline_name}-transform",

@@ -2,13 +2,13 @@
 
 ::
 
-    CheckDrift (processing: steps/drift_check.py)
+    CheckDrift (processing: the steps/drift_check package)
       reads   CaptureUrl/<EndpointName>/<variant>/yyyy/mm/dd/hh/*.jsonl   (only the window's hour folders)
               the drift-check baseline registered with ModelPackageArn  (DescribeModelPackage, then S3)
       writes  drift-report.json + drift-report.html ─► <reports_url>/<EndpointName>/<execution id>/
               CloudWatch metrics in the settings' namespace, dimension EndpointName
 
-One processing job runs ``steps/drift_check.py``, meant to be started every hour: the script lists
+One processing job runs the ``steps/drift_check`` package, meant to be started every hour: the check lists
 and reads the capture objects itself (a ProcessingInput would download the endpoint's whole,
 ever-growing capture prefix) and finds the baseline through the model package, so the job has no
 input but its code. Its window is the ``WindowHours`` before the job starts.
@@ -21,10 +21,9 @@ it into JSON with ``pipeline.definition_json``. Deploy-time values are CloudForm
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from pipeline_code.pipeline import PROCESSING, JobNetwork, _retry_policies
+from pipeline_code.pipeline import PROCESSING, JobNetwork, _retry_policies, tarball_command
 from sagemaker.processing import ProcessingOutput, ScriptProcessor
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.functions import Join
@@ -36,43 +35,35 @@ from sagemaker.workflow.steps import ProcessingStep
 DRIFT_STEP = "CheckDrift"
 REPORT_OUTPUT = "report"
 REPORT_DIR = f"{PROCESSING}/report"
-DEFAULT_NAMESPACE = "MlPlatform/Drift"
 DEFAULT_WINDOW_HOURS = 1  # the script's own default: the hour before the job starts
-# CreateProcessingJob's StoppingCondition.MaxRuntimeInSeconds range.
-MAX_RUNTIME_LIMIT_SECONDS = 777_600
 # The script's boto3 clients need a region; set explicitly rather than relying on what the container
 # inherits. AWS_REGION, if SageMaker sets it, takes precedence and names the same region.
 REGION_ENVIRONMENT = {"AWS_DEFAULT_REGION": "${AWS::Region}"}
+# CreateProcessingJob's StoppingCondition.MaxRuntimeInSeconds range.
+MAX_RUNTIME_LIMIT_SECONDS = 777_600
 
 
 @dataclass(frozen=True)
 class DriftCheckSettings:
-    """How the drift check runs.
+    """How the drift check runs; the names, defaults and allowed values are
+    ``config.schema.DriftCheckConfig``'s, which validates them before they get here.
 
     :param instance_type: default of the ``InstanceType`` pipeline parameter (a processing instance type).
     :param metric_namespace: CloudWatch namespace of the metrics; fixed at build time, so the job
-        role's ``cloudwatch:namespace`` condition can name it. Default: ``MlPlatform/Drift``.
+        role's ``cloudwatch:namespace`` condition can name it.
     :param psi_threshold: default of ``PsiThreshold``: a feature (or the predictions) drifted above this PSI.
-    :param ks_threshold: default of ``KsThreshold``: a numeric feature drifted above this KS distance (0-1].
+    :param ks_threshold: default of ``KsThreshold``: a numeric feature drifted above this KS distance.
     :param max_runtime_seconds: the job's time limit. Default: one hour.
     """
 
     instance_type: str
-    metric_namespace: str = DEFAULT_NAMESPACE
-    psi_threshold: float = 0.2
-    ks_threshold: float = 0.1
+    metric_namespace: str
+    psi_threshold: float
+    ks_threshold: float
     max_runtime_seconds: int = 3600
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", self.instance_type):
-            raise ValueError(f"instance_type must be an ml.* instance type, got {self.instance_type!r}")
-        namespace = self.metric_namespace
-        if not namespace.strip() or namespace.startswith("AWS/") or len(namespace) > 255:
-            raise ValueError(f"metric_namespace must be a custom CloudWatch namespace, got {namespace!r}")
-        if not self.psi_threshold > 0:
-            raise ValueError(f"psi_threshold must be positive, got {self.psi_threshold}")
-        if not 0 < self.ks_threshold <= 1:
-            raise ValueError(f"ks_threshold must be in (0, 1], got {self.ks_threshold}")
+        # Not a configuration key: checked here, its only way in.
         if not 1 <= self.max_runtime_seconds <= MAX_RUNTIME_LIMIT_SECONDS:
             raise ValueError(f"max_runtime_seconds must be 1-{MAX_RUNTIME_LIMIT_SECONDS}, got {self.max_runtime_seconds}")
 
@@ -83,7 +74,7 @@ def get_drift_pipeline(
     pipeline_name: str,
     job_role_arn: str,
     image_uri: str,
-    script_url: str,
+    code_url: str,
     network: JobNetwork,
     volume_kms_key: str,
     output_kms_key: str,
@@ -99,7 +90,8 @@ def get_drift_pipeline(
         location is given).
     :param job_role_arn: the processing job's role (ARN-shaped, so the SDK does not look it up).
     :param image_uri: the scikit-learn processing image (numpy, scipy, boto3).
-    :param script_url: S3 URI of ``drift_check.py``; the job runs it under the object's base name.
+    :param code_url: S3 URI of the drift check's code tarball (the ``drift_check`` package and
+        ``stepkit.py``); the job unpacks it and runs ``python3 -m drift_check``.
     :param network: subnets and security groups of the job; traffic between instances is encrypted.
         Network isolation stays off: the script calls S3, SageMaker and CloudWatch.
     :param volume_kms_key: key of the instance's storage volume.
@@ -122,7 +114,7 @@ def get_drift_pipeline(
 
     processor = ScriptProcessor(  # SKLearnProcessor without its region lookup: the image URI is an argument
         image_uri=image_uri,
-        command=["python3"],
+        command=tarball_command("drift_check"),
         role=job_role_arn,
         instance_type=instance_type,
         instance_count=1,  # the script is single-process
@@ -137,7 +129,7 @@ def get_drift_pipeline(
     check = ProcessingStep(
         name=DRIFT_STEP,
         step_args=processor.run(
-            code=script_url,
+            code=code_url,
             outputs=[
                 ProcessingOutput(
                     output_name=REPORT_OUTPUT,

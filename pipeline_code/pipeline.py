@@ -111,11 +111,24 @@ class JobNetwork:
 
 @dataclass(frozen=True)
 class CodeLocations:
-    """S3 URIs of the step code: two scripts and the training source tarball (train.py, inference.py)."""
+    """S3 URIs of the step code tarballs: preprocess.py and evaluate.py (each with stepkit.py, run by
+    ``tarball_command``) and the training source (train.py, inference.py, stepkit.py)."""
 
-    preprocess_script: str
-    evaluate_script: str
+    preprocess_code: str
+    evaluate_code: str
     train_source_tarball: str
+
+
+def tarball_command(module: str) -> list[str]:
+    """A processing container command that runs ``module`` from the job's code tarball.
+
+    SageMaker downloads the code object to ``/opt/ml/processing/input/code/`` and appends its path to
+    the command (``$0`` here), then the job's arguments (``"$@"``). The tarball is unpacked into a
+    fresh directory, from which ``python3 -m`` finds the module and the ``stepkit.py`` beside it: what
+    the SDK's FrameworkProcessor does with a generated ``runproc.sh``, which it would upload while
+    the definition is built.
+    """
+    return ["/bin/sh", "-c", f'set -e; cd "$(mktemp -d)"; tar -xzf "$0"; exec python3 -m {module} "$@"']
 
 
 @dataclass(frozen=True)
@@ -221,11 +234,11 @@ def get_pipeline(
     retries = _retry_policies()
     run_prefix = ["s3:/", artifact_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
 
-    def processor(base_job_name: str) -> ScriptProcessor:
+    def processor(base_job_name: str, module: str) -> ScriptProcessor:
         # SKLearnProcessor without its region lookup: the image URI comes in as an argument.
         return ScriptProcessor(
             image_uri=image_uri,
-            command=["python3"],
+            command=tarball_command(module),
             role=job_role_arn,
             instance_type=params.processing_instance_type,
             instance_count=params.processing_instance_count,
@@ -245,8 +258,8 @@ def get_pipeline(
 
     preprocess = ProcessingStep(
         name="PreprocessData",
-        step_args=processor(f"{pipeline_name}-preprocess").run(
-            code=code.preprocess_script,
+        step_args=processor(f"{pipeline_name}-preprocess", "preprocess").run(
+            code=code.preprocess_code,
             inputs=[ProcessingInput(source=params.input_data_url, destination=f"{PROCESSING}/input/data")],
             outputs=[output(name) for name in ("train", "validation", "test", "artifacts", "baseline")],
             arguments=["--target-column", params.target_column],
@@ -349,8 +362,8 @@ def get_pipeline(
     evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(
         name="EvaluateModel",
-        step_args=processor(f"{pipeline_name}-evaluate").run(
-            code=code.evaluate_script,
+        step_args=processor(f"{pipeline_name}-evaluate", "evaluate").run(
+            code=code.evaluate_code,
             inputs=[
                 ProcessingInput(source=model_data, destination=f"{PROCESSING}/model"),
                 ProcessingInput(source=split["test"].S3Output.S3Uri, destination=f"{PROCESSING}/test"),

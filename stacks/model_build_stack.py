@@ -14,9 +14,9 @@ from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
+from pipeline_code.definitions.cache import definition_cache_dir, subnet_substitutions
+from pipeline_code.definitions.model_build import cached_definition
 from stacks.foundation_stack import SKLEARN_VERSION, FoundationResources
-from stacks.definition_cache import definition_cache_dir, subnet_substitutions
-from stacks.model_build_definition import cached_definition
 
 STEPS_DIR = Path(__file__).resolve().parent.parent / "pipeline_code" / "steps"
 
@@ -55,8 +55,11 @@ class ModelBuildStack(cdk.Stack):
         self.code = StepCode(
             self,
             "StepCode",
-            scripts={"preprocess": STEPS_DIR / "preprocess.py", "evaluate": STEPS_DIR / "evaluate.py"},
-            source_files=[STEPS_DIR / "train.py", STEPS_DIR / "inference.py"],
+            processing={
+                "preprocess": [STEPS_DIR / "preprocess.py", STEPS_DIR / "stepkit.py"],
+                "evaluate": [STEPS_DIR / "evaluate.py", STEPS_DIR / "stepkit.py"],
+            },
+            source_files=[STEPS_DIR / "train.py", STEPS_DIR / "inference.py", STEPS_DIR / "stepkit.py"],
         )
         self.code.grant_read(job_role)
 
@@ -80,8 +83,8 @@ class ModelBuildStack(cdk.Stack):
             "OutputKmsKeyArn": foundation.models_key.key_arn,
             "SecurityGroupId": network.workload_security_group.security_group_id,
             "CodeBucket": self.code.source_tarball.s3_bucket_name,
-            "PreprocessScriptKey": self.code.scripts["preprocess"].s3_object_key,
-            "EvaluateScriptKey": self.code.scripts["evaluate"].s3_object_key,
+            "PreprocessCodeKey": self.code.processing["preprocess"].s3_object_key,
+            "EvaluateCodeKey": self.code.processing["evaluate"].s3_object_key,
             "TrainSourceKey": self.code.source_tarball.s3_object_key,
             "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
             **subnet_substitutions(subnet_ids),

@@ -18,9 +18,9 @@ from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri
 from ml_constructs.step_code import StepCode
-from stacks.drift_check_definition import cached_drift_definition
-from stacks.foundation_stack import SKLEARN_VERSION, FoundationResources
-from stacks.definition_cache import definition_cache_dir, subnet_substitutions
+from pipeline_code.definitions.cache import definition_cache_dir, subnet_substitutions
+from pipeline_code.definitions.drift_check import cached_drift_definition
+from stacks.foundation_stack import CAPTURE_PREFIX, DRIFT_REPORTS_PREFIX, SKLEARN_VERSION, FoundationResources
 from stacks.model_build_stack import STEPS_DIR
 
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -195,21 +195,22 @@ class MonitoringStack(cdk.Stack):
         captured: dict[str, GuardedEndpoint],
         resource_prefix: str,
     ) -> SageMakerPipeline:
-        """A pipeline running drift_check.py on one endpoint's capture, scheduled once per captured endpoint."""
+        """A pipeline running the drift check on one endpoint's capture, scheduled once per captured endpoint."""
         drift = self.settings.drift_check
         pipeline_name = f"{resource_prefix}-drift-check"
         job_role = foundation.monitoring_role.imported_into(self, "MonitoringJobRole")
-        code = StepCode(self, "DriftCheckCode", scripts={"drift-check": STEPS_DIR / "drift_check.py"})
+        code = StepCode(
+            self, "DriftCheckCode", processing={"drift-check": [STEPS_DIR / "drift_check", STEPS_DIR / "stepkit.py"]}
+        )
         code.grant_read(job_role)
         subnet_ids = network.workload_subnets.subnet_ids
         definition = cached_drift_definition(
             cache_dir=definition_cache_dir(self),
             pipeline_name=pipeline_name,
             subnet_count=len(subnet_ids),
-            instance_type=drift.instance_type,
-            metric_namespace=drift.metric_namespace,
-            psi_threshold=drift.psi_threshold,
-            ks_threshold=drift.ks_threshold,
+            settings=drift,
+            capture_prefix=CAPTURE_PREFIX,
+            reports_prefix=DRIFT_REPORTS_PREFIX,
         )
         first = next(iter(captured.values()))
         pipeline = SageMakerPipeline(
@@ -220,8 +221,8 @@ class MonitoringStack(cdk.Stack):
             substitutions={
                 "JobRoleName": job_role.role_name,
                 "SklearnImageUri": framework_image_uri(self, framework="sklearn", version=SKLEARN_VERSION),
-                "CodeBucket": code.scripts["drift-check"].s3_bucket_name,
-                "DriftCheckScriptKey": code.scripts["drift-check"].s3_object_key,
+                "CodeBucket": code.processing["drift-check"].s3_bucket_name,
+                "DriftCheckCodeKey": code.processing["drift-check"].s3_object_key,
                 "SecurityGroupId": network.workload_security_group.security_group_id,
                 "VolumeKmsKeyArn": foundation.models_key.key_arn,
                 "OutputKmsKeyArn": foundation.data_key.key_arn,

@@ -15,7 +15,8 @@ from ml_constructs.network import PrivateNetwork
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
-from stacks.batch_scoring_definition import cached_batch_definition
+from pipeline_code.definitions.batch_scoring import cached_batch_definition
+from pipeline_code.definitions.cache import definition_cache_dir
 from stacks.foundation_stack import (
     ASYNC_INFERENCE_PREFIX,
     BATCH_SCORING_PREFIX,
@@ -24,7 +25,6 @@ from stacks.foundation_stack import (
     SKLEARN_VERSION,
     FoundationResources,
 )
-from stacks.definition_cache import definition_cache_dir
 from stacks.model_build_stack import STEPS_DIR
 
 # The multi-model container imports its handlers once, at start, before any archive is loaded:
@@ -124,7 +124,7 @@ class ServingStack(cdk.Stack):
 
         multi = settings.multi_model
         if multi.enabled:
-            handlers = StepCode(self, "MultiModelHandlers", scripts={}, source_files=[STEPS_DIR / "inference.py"])
+            handlers = StepCode(self, "MultiModelHandlers", source_files=[STEPS_DIR / "inference.py"])
             handlers.grant_read(foundation.multi_model_role.imported_into(self, "MultiModelRole"))
             tarball = handlers.source_tarball
             self.multi_model = EndpointModel(

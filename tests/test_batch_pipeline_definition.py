@@ -125,10 +125,11 @@ def test_zero_concurrency_means_sagemaker_picks():
     ],
 )
 def test_settings_sagemaker_would_reject_fail_early(settings):
-    from pipeline_code.batch_pipeline import BatchSettings
+    """The configuration is where they are checked, once, before any definition is built."""
+    from config.schema import BatchScoringConfig
 
     with pytest.raises(ValueError):
-        BatchSettings(**settings)
+        BatchScoringConfig(**settings)
 
 
 def test_only_known_placeholders_and_no_build_region(definition):

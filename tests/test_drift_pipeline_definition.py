@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from stacks.drift_check_definition import PLACEHOLDERS, build_drift_definition, cached_drift_definition
+from config.schema import DriftCheckConfig
+from pipeline_code.definitions.drift_check import PLACEHOLDERS, build_drift_definition, cached_drift_definition
+from stacks.foundation_stack import CAPTURE_PREFIX, DRIFT_REPORTS_PREFIX
 from tests.definition_checks import api_problems, assert_matches_snapshot, assert_no_network_attempt, input_shape
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "drift-pipeline-definition.json"
@@ -19,14 +19,19 @@ PIPELINE = "mlp-sandbox-drift-check"
 GENERATED_NAMES = {"ProcessingJobName"}
 # Every placeholder the stack's Fn::Sub must fill (AWS:: pseudo parameters resolve by themselves).
 STACK_PLACEHOLDERS = {
-    "JobRoleName", "SklearnImageUri", "CodeBucket", "DriftCheckScriptKey", "SubnetId0", "SubnetId1", "SecurityGroupId",
+    "JobRoleName", "SklearnImageUri", "CodeBucket", "DriftCheckCodeKey", "SubnetId0", "SubnetId1", "SecurityGroupId",
     "VolumeKmsKeyArn", "OutputKmsKeyArn", "ReportsBucket", "CaptureBucket", "EndpointName", "ModelPackageArn",
 }  # fmt: skip
 PSEUDO_PARAMETERS = {"AWS::Partition", "AWS::AccountId", "AWS::Region"}
 
 
-def build(**settings) -> str:
-    return build_drift_definition(pipeline_name=PIPELINE, subnet_count=2, **settings)
+def build(*, subnet_count=2, capture_prefix=CAPTURE_PREFIX, reports_prefix=DRIFT_REPORTS_PREFIX, max_runtime_seconds=3600,
+          **settings) -> str:
+    """As the monitoring stack builds it; ``settings``: the environment's ``monitoring.drift_check`` keys."""
+    return build_drift_definition(
+        pipeline_name=PIPELINE, subnet_count=subnet_count, settings=DriftCheckConfig(**settings),
+        capture_prefix=capture_prefix, reports_prefix=reports_prefix, max_runtime_seconds=max_runtime_seconds,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +115,17 @@ def test_job_runs_in_the_vpc_with_kms_and_encrypted_traffic(definition):
     assert arguments["Environment"] == {"AWS_DEFAULT_REGION": "${AWS::Region}"}
 
 
-def test_script_runs_under_its_asset_name_with_the_pipeline_parameters(definition):
+def test_job_runs_the_package_from_its_code_tarball_with_the_pipeline_parameters(definition):
     arguments = arguments_of(definition)
     app = arguments["AppSpecification"]
     assert app["ImageUri"] == "${SklearnImageUri}"
-    assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/${DriftCheckScriptKey}"]
-    (code,) = arguments["ProcessingInputs"]  # the code only: the script reads capture and baseline itself
-    assert code["InputName"] == "code" and code["S3Input"]["S3Uri"] == "s3://${CodeBucket}/${DriftCheckScriptKey}"
+    # sh -c '<unpack, run the package>' <the downloaded tarball> <arguments...>
+    assert app["ContainerEntrypoint"] == [
+        "/bin/sh", "-c", 'set -e; cd "$(mktemp -d)"; tar -xzf "$0"; exec python3 -m drift_check "$@"',
+        "/opt/ml/processing/input/code/${DriftCheckCodeKey}",
+    ]  # fmt: skip
+    (code,) = arguments["ProcessingInputs"]  # the code only: the check reads capture and baseline itself
+    assert code["InputName"] == "code" and code["S3Input"]["S3Uri"] == "s3://${CodeBucket}/${DriftCheckCodeKey}"
 
     def as_text(name: str) -> dict:
         return {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{name}"}]}}
@@ -172,8 +181,7 @@ def test_report_goes_under_the_endpoint_and_execution(definition):
             "s3://${ReportsBucket}/drift", {"Get": "Parameters.EndpointName"}, {"Get": "Execution.PipelineExecutionId"},
         ]}},
     }  # fmt: skip
-    from stacks.foundation_stack import DRIFT_REPORTS_PREFIX  # where the monitoring job role may write
-
+    # Where the monitoring job role may write.
     assert output["S3Output"]["S3Uri"]["Std:Join"]["Values"][0] == f"s3://${{ReportsBucket}}/{DRIFT_REPORTS_PREFIX.rstrip('/')}"
     custom = json.loads(build(reports_prefix="/drift/reports/"))
     (output,) = arguments_of(custom)["ProcessingOutputConfig"]["Outputs"]
@@ -202,26 +210,29 @@ def test_settings_reach_the_definition():
     {"psi_threshold": 0},
     {"ks_threshold": 0},
     {"ks_threshold": 1.5},
-    {"max_runtime_seconds": 0},
-    {"max_runtime_seconds": 777_601},
 ])  # fmt: skip
 def test_settings_sagemaker_or_the_script_would_reject_fail_early(settings):
+    """The configuration is where they are checked, once, before any definition is built."""
+    with pytest.raises(ValueError):
+        DriftCheckConfig(**settings)
+
+
+@pytest.mark.parametrize("seconds", [0, 777_601])
+def test_a_time_limit_sagemaker_would_reject_fails_early(seconds):
     from pipeline_code.drift_pipeline import DriftCheckSettings
 
     with pytest.raises(ValueError):
-        DriftCheckSettings(**{"instance_type": "ml.m5.large", **settings})
+        DriftCheckSettings(instance_type="ml.m5.large", metric_namespace="N", psi_threshold=0.2, ks_threshold=0.1,
+                           max_runtime_seconds=seconds)  # fmt: skip
 
 
-def test_stack_builder_defaults_are_the_settings_defaults():
-    from pipeline_code.drift_pipeline import DriftCheckSettings
+def test_configuration_defaults_are_the_scripts_defaults():
+    """A run started with the script's own defaults checks what the configured pipeline checks."""
     from pipeline_code.steps import drift_check
 
-    fields = {f.name: f.default for f in dataclasses.fields(DriftCheckSettings) if f.default is not dataclasses.MISSING}
-    # cached_drift_definition passes its arguments through: build_drift_definition holds the only defaults.
-    parameters = inspect.signature(build_drift_definition).parameters
-    assert {name: parameters[name].default for name in fields} == fields
-    assert fields["metric_namespace"] == drift_check.DEFAULT_NAMESPACE
-    assert (fields["psi_threshold"], fields["ks_threshold"]) == (drift_check.DEFAULT_PSI_THRESHOLD, drift_check.DEFAULT_KS_THRESHOLD)
+    defaults = DriftCheckConfig()
+    assert defaults.metric_namespace == drift_check.DEFAULT_NAMESPACE
+    assert (defaults.psi_threshold, defaults.ks_threshold) == (drift_check.DEFAULT_PSI_THRESHOLD, drift_check.DEFAULT_KS_THRESHOLD)
 
 
 def test_placeholders_the_stack_must_substitute(definition):
@@ -230,19 +241,22 @@ def test_placeholders_the_stack_must_substitute(definition):
     found = set(re.findall(r"\$\{([^}]+)\}", text))
     assert found == STACK_PLACEHOLDERS | PSEUDO_PARAMETERS
     assert set(PLACEHOLDERS) == STACK_PLACEHOLDERS - {"SubnetId0", "SubnetId1"}
-    one_subnet = json.loads(build_drift_definition(pipeline_name=PIPELINE, subnet_count=1))
+    one_subnet = json.loads(build(subnet_count=1))
     assert arguments_of(one_subnet)["NetworkConfig"]["VpcConfig"]["Subnets"] == ["${SubnetId0}"]
     with pytest.raises(ValueError):
-        build_drift_definition(pipeline_name=PIPELINE, subnet_count=0)
+        build(subnet_count=0)
 
 
 def test_two_builds_are_byte_identical_and_the_cache_returns_the_same(tmp_path):
     first = build()
     assert first == build()
-    cached = cached_drift_definition(cache_dir=tmp_path, pipeline_name=PIPELINE, subnet_count=2)
-    assert cached == first and len(list(tmp_path.glob("*.json"))) == 1
-    assert cached_drift_definition(cache_dir=tmp_path, pipeline_name=PIPELINE, subnet_count=2) == first
-    assert cached_drift_definition(cache_dir=tmp_path, pipeline_name=PIPELINE, subnet_count=2, psi_threshold=0.3) != first
+    def cached(settings: DriftCheckConfig) -> str:
+        return cached_drift_definition(cache_dir=tmp_path, pipeline_name=PIPELINE, subnet_count=2, settings=settings,
+                                       capture_prefix=CAPTURE_PREFIX, reports_prefix=DRIFT_REPORTS_PREFIX)  # fmt: skip
+
+    assert cached(DriftCheckConfig()) == first and len(list(tmp_path.glob("*.json"))) == 1
+    assert cached(DriftCheckConfig()) == first
+    assert cached(DriftCheckConfig(psi_threshold=0.3)) != first
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 

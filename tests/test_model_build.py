@@ -56,22 +56,34 @@ def test_step_code_ships_as_content_hashed_assets(sandbox):
     stack = sandbox.stage.model_build
     manifest = load_json(Path(sandbox.template_path("ModelBuild")).with_name(f"{stack.artifact_id}.assets.json"))
     packaging = sorted(Path(f["source"]["path"]).suffixes[-1] for f in manifest["files"].values() if "template" not in f["source"]["path"])
-    assert packaging == [".gz", ".py", ".py"]
+    assert packaging == [".gz", ".gz", ".gz"]  # preprocess, evaluate and training code tarballs
     for asset in manifest["files"].values():
         for destination in asset["destinations"].values():
-            assert re.fullmatch(r"[0-9a-f]{64}\.(py|gz|json)", destination["objectKey"])
+            assert re.fullmatch(r"[0-9a-f]{64}\.(gz|json)", destination["objectKey"])
+    for name, entry in (("preprocess", "preprocess.py"), ("evaluate", "evaluate.py")):
+        path = Path(sandbox.template_path("ModelBuild")).parent / stack.code.processing[name].asset_path
+        with tarfile.open(path, mode="r:gz") as tar:
+            assert tar.getnames() == [entry, "stepkit.py"]  # the helper the entry point imports, beside it
 
 
 def test_training_source_tarball_is_deterministic_and_holds_the_serving_code():
-    files = [STEPS / "train.py", STEPS / "inference.py"]
+    files = [STEPS / "train.py", STEPS / "inference.py", STEPS / "stepkit.py"]
     first, second = deterministic_tarball(files), deterministic_tarball(list(reversed(files)))
     assert first == second
     with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as tar:
         members = tar.getmembers()
-        assert [m.name for m in members] == ["inference.py", "train.py"]
+        assert [m.name for m in members] == ["inference.py", "stepkit.py", "train.py"]
         assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
         assert tar.extractfile("train.py").read() == (STEPS / "train.py").read_bytes()
     assert first[4:8] == b"\0\0\0\0", "gzip header carries no timestamp"
+
+
+def test_a_package_directory_goes_into_the_tarball_under_its_name():
+    package = STEPS / "drift_check"
+    with tarfile.open(fileobj=io.BytesIO(deterministic_tarball([package, STEPS / "stepkit.py"])), mode="r:gz") as tar:
+        names = tar.getnames()
+    expected = sorted(f"drift_check/{p.name}" for p in package.glob("*.py"))
+    assert names == sorted(expected + ["stepkit.py"]) and "drift_check/__main__.py" in names
 
 
 def test_pipeline_definition_is_embedded_with_every_placeholder_mapped(sandbox):
@@ -83,8 +95,8 @@ def test_pipeline_definition_is_embedded_with_every_placeholder_mapped(sandbox):
     assert pipeline["Properties"]["PipelineName"] == "mlp-sandbox-model-build"
     # Deploy-time values are tokens from the other stacks; only the content-hashed asset keys are literals.
     literals = {name for name, value in variables.items() if isinstance(value, str)}
-    assert literals == {"PreprocessScriptKey", "EvaluateScriptKey", "TrainSourceKey"}
-    assert all(re.fullmatch(r"[0-9a-f]{64}\.(py|gz)", variables[name]) for name in literals)
+    assert literals == {"PreprocessCodeKey", "EvaluateCodeKey", "TrainSourceKey"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}\.gz", variables[name]) for name in literals)
     assert variables["CodeBucket"] == {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"}
 
 
@@ -180,7 +192,7 @@ def test_training_mode_from_config_reaches_the_deployed_definition(examples):
 def test_deployed_body_is_the_validated_builder_output(sandbox):
     """The template embeds exactly what tests/test_pipeline_definition.py checks against the SageMaker API."""
     from config import load_config
-    from stacks.model_build_definition import build_definition
+    from pipeline_code.definitions.model_build import build_definition
 
     body, _ = pipeline_sub(sandbox.template_json("ModelBuild"))
     assert body == build_definition(
@@ -236,7 +248,7 @@ def test_pre_approved_registration_is_an_explicit_choice():
 
 def test_definition_cache_reuses_identical_builds_only(tmp_path, monkeypatch):
     from config.schema import PipelineConfig
-    from stacks import model_build_definition as definitions
+    from pipeline_code.definitions import model_build as definitions
 
     def build(settings=PipelineConfig()):
         return definitions.cached_definition(
@@ -256,3 +268,19 @@ def test_definition_cache_reuses_identical_builds_only(tmp_path, monkeypatch):
         cache_dir=None, pipeline_name="mlp-x-model-build", model_package_group_name="mlp-x-models",
         settings=PipelineConfig(), subnet_count=2,
     ) == first  # fmt: skip
+
+
+def test_a_change_to_any_builder_source_invalidates_the_cached_definitions(tmp_path):
+    from pipeline_code.definitions import batch_scoring, cache, drift_check, model_build
+
+    builder = tmp_path / "builder.py"
+    builder.write_text("first")
+    first = cache.cache_key(arguments={"pipeline_name": "p"}, sources=[builder])
+    builder.write_text("second")
+    assert cache.cache_key(arguments={"pipeline_name": "p"}, sources=[builder]) != first
+    code = Path(cache.__file__).resolve().parent.parent
+    assert {code / "pipeline.py", code / "definitions" / "cache.py"} <= set(cache.SHARED_SOURCES)
+    for module, pipeline_module in ((model_build, None), (batch_scoring, "batch_pipeline.py"), (drift_check, "drift_pipeline.py")):
+        sources = set(module._BUILDER_SOURCES)
+        assert Path(module.__file__).resolve() in sources
+        assert pipeline_module is None or code / pipeline_module in sources

@@ -26,7 +26,7 @@ from ml_constructs.sagemaker_pipeline import (
     model_monitor_image_uri,
     model_monitor_repository_arn,
 )
-from stacks.model_build_definition import build_definition, cached_definition
+from pipeline_code.definitions.model_build import build_definition, cached_definition
 from tests.definition_checks import api_problems
 from tests.test_pipeline_definition import GENERATED_NAMES, STEP_OPERATIONS, all_steps, step_graph
 
@@ -38,7 +38,7 @@ PREPROCESS_BASELINE = {"Get": "Steps.PreprocessData.ProcessingOutputConfig.Outpu
 KNOWN_PLACEHOLDERS = {
     "AWS::AccountId", "AWS::Partition", "AWS::Region", "ArtifactBucket", "ReportsBucket", "DataBucket",
     "JobRoleName", "VolumeKmsKeyArn", "OutputKmsKeyArn", "SubnetId0", "SubnetId1",
-    "SecurityGroupId", "CodeBucket", "PreprocessScriptKey", "EvaluateScriptKey", "TrainSourceKey", "SklearnImageUri",
+    "SecurityGroupId", "CodeBucket", "PreprocessCodeKey", "EvaluateCodeKey", "TrainSourceKey", "SklearnImageUri",
 }  # fmt: skip
 
 

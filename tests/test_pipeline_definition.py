@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.schema import PipelineConfig, TuningConfig
-from stacks.model_build_definition import build_definition
+from pipeline_code.definitions.model_build import build_definition
 from tests.definition_checks import api_problems, assert_matches_snapshot, assert_no_network_attempt
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "pipeline-definition.json"
@@ -163,13 +163,17 @@ def test_jobs_run_in_the_vpc_with_kms_and_encrypted_traffic(train_definition):
     assert train["OutputDataConfig"]["KmsKeyId"] == "${OutputKmsKeyArn}"
 
 
-def test_processing_scripts_run_under_their_asset_names(train_definition):
+def test_processing_steps_run_their_module_from_the_code_tarball(train_definition):
     steps = all_steps(train_definition["Steps"])
-    for name, key in (("PreprocessData", "PreprocessScriptKey"), ("EvaluateModel", "EvaluateScriptKey")):
+    for name, key, module in (("PreprocessData", "PreprocessCodeKey", "preprocess"), ("EvaluateModel", "EvaluateCodeKey", "evaluate")):
         args = steps[name]["Arguments"]
+        # sh -c '<unpack, run the module>' <the downloaded tarball> <arguments...>
         assert args["AppSpecification"] == {
             "ImageUri": "${SklearnImageUri}",
-            "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/${{{key}}}"],
+            "ContainerEntrypoint": [
+                "/bin/sh", "-c", f'set -e; cd "$(mktemp -d)"; tar -xzf "$0"; exec python3 -m {module} "$@"',
+                f"/opt/ml/processing/input/code/${{{key}}}",
+            ],
             "ContainerArguments": ["--target-column", {"Get": "Parameters.TargetColumn"}],
         }
         code = next(i for i in args["ProcessingInputs"] if i["InputName"] == "code")
@@ -305,7 +309,7 @@ def test_only_known_placeholders_and_no_build_region(train_definition, tune_defi
         assert set(re.findall(r"\$\{([^}]+)\}", text)) == {
             "AWS::AccountId", "AWS::Partition", "AWS::Region", "ArtifactBucket", "ReportsBucket", "DataBucket",
             "JobRoleName", "VolumeKmsKeyArn", "OutputKmsKeyArn", "SubnetId0", "SubnetId1",
-            "SecurityGroupId", "CodeBucket", "PreprocessScriptKey", "EvaluateScriptKey", "TrainSourceKey", "SklearnImageUri",
+            "SecurityGroupId", "CodeBucket", "PreprocessCodeKey", "EvaluateCodeKey", "TrainSourceKey", "SklearnImageUri",
         }  # fmt: skip
 
 

@@ -16,14 +16,14 @@ probability. Multi-class: macro averages, and one-vs-rest macro ROC AUC from ``p
 model class absent from them (multi-class), test labels the model never saw, or a model without
 ``predict_proba``.
 
-Self-contained on purpose: Python 3.9+, scikit-learn 1.2, pyarrow 14+.
+Ships with ``stepkit.py`` beside it (the processing job's code tarball): Python 3.9+,
+scikit-learn 1.2, pyarrow 14+.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tarfile
 import tempfile
@@ -32,22 +32,16 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import joblib
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pcsv
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+from stepkit import StepError, atomic_write, csv_files, exit_on_error, one_line, read_split
 
 DEFAULT_MODEL_DIR = "/opt/ml/processing/model"
 DEFAULT_TEST_DIR = "/opt/ml/processing/test"
 DEFAULT_OUTPUT_DIR = "/opt/ml/processing/evaluation"
-LABEL_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
 
 
-class EvaluateError(Exception):
+class EvaluateError(StepError):
     """A problem with the inputs or arguments; reported as one line, exit code 2."""
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def extract_model(model_dir: Path, into: Path) -> Path:
@@ -72,7 +66,7 @@ def extract_model(model_dir: Path, into: Path) -> Path:
             else:
                 tar.extractall(root, members=members)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise EvaluateError(f"cannot unpack {archive}: {_one_line(exc)}") from None
+        raise EvaluateError(f"cannot unpack {archive}: {one_line(exc)}") from None
     for candidate in [root] + sorted(p.parent for p in root.rglob("model.joblib")):
         if (candidate / "model.joblib").is_file():
             return candidate
@@ -85,38 +79,6 @@ def load_model(directory: Path):
     if not payload_path.is_file():
         raise EvaluateError("preprocessor.joblib missing next to model.joblib in the model archive")
     return model, joblib.load(payload_path)
-
-
-def read_test(test_dir: Path, payload: dict, target: str) -> Tuple[np.ndarray, np.ndarray]:
-    if not test_dir.is_dir():
-        raise EvaluateError(f"test directory {test_dir} does not exist")
-    files = sorted(p for p in test_dir.rglob("*.csv") if p.is_file())
-    if not files:
-        raise EvaluateError(f"no .csv file in {test_dir}")
-    names = list(payload["output_feature_names"])
-    types = {n: pa.float32() for n in names}
-    types[target] = LABEL_TYPES.get(payload.get("target_type"), pa.string())
-    options = pcsv.ConvertOptions(column_types=types, strings_can_be_null=False, true_values=[], false_values=[])
-    tables = []
-    for path in files:
-        try:
-            table = pcsv.read_csv(path, convert_options=options)
-        except pa.ArrowInvalid as exc:
-            raise EvaluateError(f"cannot parse {path}: {_one_line(exc)}") from None
-        missing = [n for n in names + [target] if n not in table.column_names]
-        if missing:
-            raise EvaluateError(f"{path} lacks column(s) {', '.join(missing[:5])}")
-        tables.append(table.select(names + [target]))
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    if table.num_rows == 0:
-        raise EvaluateError(f"no rows in the test data under {test_dir}")
-    X = np.empty((table.num_rows, len(names)), dtype=np.float32)
-    for j, name in enumerate(names):
-        X[:, j] = table.column(name).to_numpy()
-    labels = table.column(target)
-    if labels.null_count:
-        raise EvaluateError(f"{labels.null_count} test row(s) without a label")
-    return X, labels.to_numpy(zero_copy_only=False)
 
 
 def _py(value):
@@ -186,17 +148,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="evaluate-model-") as tmp:
         model, payload = load_model(extract_model(Path(args.model_dir), Path(tmp)))
-    X, y = read_test(Path(args.test_dir), payload, args.target_column)
+    X, y = read_split(csv_files(Path(args.test_dir), "test"), payload, args.target_column)
     metrics, details = compute_metrics(model, X, y)
     report = {"metrics": metrics, "evaluation": details}
 
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".evaluation.", suffix=".json", dir=str(output_dir))
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp_path, output_dir / "evaluation.json")
+    atomic_write(Path(args.output_dir) / "evaluation.json", json.dumps(report, indent=2) + "\n")
 
     print(f"[evaluate] {details['rows']} test rows ({details['average']} averaging)", flush=True)
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
@@ -210,12 +166,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        run(args)
-    except EvaluateError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return exit_on_error(lambda: run(args))
 
 
 if __name__ == "__main__":

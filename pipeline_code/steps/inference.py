@@ -33,8 +33,8 @@ single-threaded copy of a multi-threaded estimator for requests under SERIAL_MAX
 CSV payload of a few plain lines is split in Python, its numbers still converted by Arrow; any
 other is parsed by Arrow's CSV reader. benchmarks/inference_latency.py measures all this.
 
-Self-contained on purpose: Python 3.9+, scikit-learn 1.2, pandas 1.1+; pyarrow (in the
-container) parses CSV fastest, with a pandas fallback.
+Self-contained on purpose (train.py copies this one file into every model.tar.gz): Python 3.9+,
+scikit-learn 1.2, pandas 1.1+, pyarrow (in the container: it parses the CSV payloads).
 """
 
 from __future__ import annotations
@@ -52,12 +52,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-try:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-except ImportError:  # pragma: no cover - the container and requirements.txt have pyarrow
-    pa = None
-    pcsv = None
+import pyarrow as pa
+import pyarrow.csv as pcsv
 
 try:
     from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError
@@ -164,15 +160,12 @@ def model_fn(model_dir: str) -> Dict[str, Any]:
         "has_proba": hasattr(model, "predict_proba"),
         "header": ",".join(features),
     }
-    if pa is not None:
-        bundle["arrow_types"] = {f: (pa.float32() if types[f] == "numeric" else pa.string()) for f in features}
-        # Built once: a request only picks the variant that skips a header line.
-        bundle["arrow_read"] = [
-            pcsv.ReadOptions(column_names=features, skip_rows=skip, use_threads=False) for skip in (0, 1)
-        ]
-        bundle["arrow_convert"] = pcsv.ConvertOptions(
-            column_types=bundle["arrow_types"], null_values=NULL_VALUES, strings_can_be_null=True
-        )
+    bundle["arrow_types"] = {f: (pa.float32() if types[f] == "numeric" else pa.string()) for f in features}
+    # Built once: a request only picks the variant that skips a header line.
+    bundle["arrow_read"] = [pcsv.ReadOptions(column_names=features, skip_rows=skip, use_threads=False) for skip in (0, 1)]
+    bundle["arrow_convert"] = pcsv.ConvertOptions(
+        column_types=bundle["arrow_types"], null_values=NULL_VALUES, strings_can_be_null=True
+    )
     bundle["csv_quote"] = any(re.search(r'[",\r\n]', str(c)) for c in bundle["classes"].tolist())
     bundle["serial_model"] = _serial_copy(model)
     bundle["transform"] = _compile_transform(bundle)
@@ -352,8 +345,6 @@ def _parse_csv(data: bytes, bundle: Dict[str, Any]) -> Dict[str, np.ndarray]:
     features = bundle["features"]
     first_line = data.lstrip().split(b"\n", 1)[0].strip().decode("utf-8", "replace")
     skip = 1 if first_line == bundle["header"] else 0
-    if pa is None or "arrow_read" not in bundle:  # pragma: no cover - fallback without pyarrow
-        return _parse_csv_pandas(data, bundle, skip)
     if not skip and data.count(b"\n") <= SMALL_CSV_MAX_LINES:
         columns = _parse_small_csv(data, bundle)
         if columns is not None:
@@ -442,17 +433,6 @@ def _explain_arrow_error(message: str, features: Sequence[str]) -> str:
         name = features[index] if index < len(features) else f"#{index + 1}"
         return f"column '{name}' (#{index + 1}) expects a number, got {m.group(2)!r}"
     return f"malformed text/csv payload: {message}"
-
-
-def _parse_csv_pandas(data: bytes, bundle: Dict[str, Any], skip: int) -> Dict[str, np.ndarray]:  # pragma: no cover
-    features = bundle["features"]
-    text = data.decode("utf-8")
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if row and len(row) != len(features):
-            raise InferenceRequestError(f"expected {len(features)} columns, got {len(row)} (row {number})")
-    frame = pd.read_csv(io.StringIO(text), header=None, names=features, skiprows=skip, dtype=object,
-                        na_values=NULL_VALUES, keep_default_na=False)
-    return _coerce(frame, bundle)
 
 
 def _parse_json(obj: Any, bundle: Dict[str, Any]) -> Dict[str, np.ndarray]:

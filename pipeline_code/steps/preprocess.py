@@ -16,8 +16,8 @@ column, no data, a column that cannot be parsed) ends the job with exit code 2, 
 line naming the problem and no output: everything is written to a staging directory and moved
 into place only once complete.
 
-Self-contained on purpose (SageMaker runs it as a single file): Python 3.9+, scikit-learn 1.2,
-pandas 1.1+, pyarrow 14+.
+Ships with ``stepkit.py`` beside it (the processing job's code tarball): Python 3.9+,
+scikit-learn 1.2, pandas 1.1+, pyarrow 14+.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from stepkit import NULL_VALUES, StepError, exit_on_error, one_line
 
 FORMAT_VERSION = 1
 DEFAULT_INPUT_DIR = "/opt/ml/processing/input/data"
@@ -52,8 +53,6 @@ DEFAULT_OUTPUT_DIR = "/opt/ml/processing/output"
 SPLITS = ("train", "validation", "test")
 OUTPUT_SUBDIRS = ("train", "validation", "test", "artifacts", "baseline")
 
-# Cells read as missing, in CSV input and in inference payloads alike (inference.py keeps a copy).
-NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "NULL", "null", "None", "#N/A", "<NA>"]
 MISSING_CATEGORY = "missing"  # the explicit level that missing categorical values become
 MAX_CATEGORIES = 50  # one-hot columns per categorical feature; rarer levels share one "infrequent" column
 # A text column with at least this share of numeric cells is a numeric column with bad cells: rejected.
@@ -66,7 +65,7 @@ WRITE_CHUNK_ROWS = 100_000
 CSV_BLOCK_SIZE = 8 << 20  # bytes per streamed CSV block (the first block decides the column types)
 
 
-class PreprocessError(Exception):
+class PreprocessError(StepError):
     """A problem with the input data or arguments; reported as one line, exit code 2."""
 
 
@@ -158,7 +157,7 @@ def read_csv(path: Path, target: str) -> Tuple[List[str], Dict[str, List[Tuple[s
         if temporal:
             table = pcsv.read_csv(path, convert_options=_csv_convert_options({n: pa.string() for n in temporal}))
     except pa.ArrowInvalid as exc:
-        raise PreprocessError(f"cannot parse {path}: {_one_line(exc)}") from None
+        raise PreprocessError(f"cannot parse {path}: {one_line(exc)}") from None
     return table.column_names, _compact_table(table, target, path)
 
 
@@ -170,12 +169,9 @@ def read_parquet(path: Path, target: str) -> Tuple[List[str], Dict[str, List[Tup
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise PreprocessError(f"cannot read parquet file {path}: {_one_line(exc)}") from None
+        raise PreprocessError(f"cannot read parquet file {path}: {one_line(exc)}") from None
     return table.column_names, _compact_table(table, target, path)
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _unify(name: str, pieces: List[Tuple[str, object]], target: str) -> pa.ChunkedArray:
@@ -293,7 +289,7 @@ def split_indices(codes: np.ndarray, validation_fraction: float, test_fraction: 
             rest, test_size=validation_fraction / (1.0 - test_fraction), stratify=codes[rest], random_state=seed
         )
     except ValueError as exc:
-        raise PreprocessError(f"cannot split {n} rows stratified on the target: {_one_line(exc)}") from None
+        raise PreprocessError(f"cannot split {n} rows stratified on the target: {one_line(exc)}") from None
     return {"train": train, "validation": validation, "test": test}
 
 
@@ -497,10 +493,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def _release_arrow_memory() -> None:
-    try:
-        pa.default_memory_pool().release_unused()
-    except AttributeError:  # pragma: no cover - pyarrow < 9
-        pass
+    pa.default_memory_pool().release_unused()
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -508,7 +501,7 @@ def run(args: argparse.Namespace) -> dict:
     input_dir, output_dir, target = Path(args.input_dir), Path(args.output_dir), args.target_column
     try:
         pa.jemalloc_set_decay_ms(0)  # hand freed Arrow memory back at once: lower peak RSS
-    except (AttributeError, NotImplementedError, pa.ArrowException):  # pragma: no cover
+    except (NotImplementedError, pa.ArrowException):  # pragma: no cover - jemalloc is not Arrow's allocator here
         pass
 
     # 1. Read and validate everything before writing anything.
@@ -593,12 +586,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        run(args)  # removes an output folder it created when it fails
-    except PreprocessError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return exit_on_error(lambda: run(args))  # run removes an output folder it created when it fails
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ Test hook: with ``PIPELINE_TEST_EXIT_AFTER_CHECKPOINTS=N`` in the environment th
 abruptly (exit code 143, as on SIGTERM) right after writing its N-th checkpoint, to simulate a spot
 interruption. Never set it in a real job.
 
-Self-contained on purpose: Python 3.9+, scikit-learn 1.2, pyarrow 14+.
+Ships with ``stepkit.py`` (and ``inference.py``) in the training source tarball: Python 3.9+,
+scikit-learn 1.2, pyarrow 14+.
 """
 
 from __future__ import annotations
@@ -34,17 +35,15 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import joblib
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pcsv
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from stepkit import StepError, atomic_write, csv_files, exit_on_error, read_split
 
 ALGORITHMS = ("random-forest", "gradient-boosting", "logistic-regression")
 ENSEMBLES = ("random-forest", "gradient-boosting")
@@ -52,10 +51,9 @@ CHECKPOINT_CHUNKS = 10  # an ensemble is grown (and checkpointed) in about this 
 TEST_HOOK_ENV = "PIPELINE_TEST_EXIT_AFTER_CHECKPOINTS"
 INTERRUPTED_EXIT_CODE = 143
 MANIFEST = "manifest.json"
-LABEL_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
 
 
-class TrainError(Exception):
+class TrainError(StepError):
     """A problem with the inputs or arguments; reported as one line, exit code 2."""
 
 
@@ -73,46 +71,14 @@ def load_preprocessor(directory: Path) -> Tuple[Path, dict]:
     return path, payload
 
 
-def csv_files(directory: Path, channel: str) -> List[Path]:
-    if not directory.is_dir():
-        raise TrainError(f"{channel} channel directory {directory} does not exist")
-    files = sorted(p for p in directory.rglob("*.csv") if p.is_file())
-    if not files:
-        raise TrainError(f"no .csv file in the {channel} channel directory {directory}")
-    return files
-
-
-def read_split(files: Sequence[Path], payload: dict, target: str) -> Tuple[np.ndarray, np.ndarray]:
+def read_training_split(files: Sequence[Path], payload: dict, target: str) -> Tuple[np.ndarray, np.ndarray]:
     """Transformed features (float32, in the preprocessor's column order) and labels."""
-    names = list(payload["output_feature_names"])
     if payload["target_column"] != target:
         raise TrainError(f"--target-column is '{target}' but the data was preprocessed for '{payload['target_column']}'")
-    label_type = LABEL_TYPES.get(payload["target_type"], pa.string())
-    types = {n: pa.float32() for n in names}
-    types[target] = label_type
-    options = pcsv.ConvertOptions(column_types=types, strings_can_be_null=False, true_values=[], false_values=[])
-    tables = []
-    for path in files:
-        try:
-            table = pcsv.read_csv(path, convert_options=options)
-        except pa.ArrowInvalid as exc:
-            raise TrainError(f"cannot parse {path}: {' '.join(str(exc).split())}") from None
-        missing = [n for n in names + [target] if n not in table.column_names]
-        if missing:
-            raise TrainError(f"{path} lacks column(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        tables.append(table.select(names + [target]))
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    if table.num_rows == 0:
-        raise TrainError(f"no rows in {', '.join(str(p) for p in files)}")
-    X = np.empty((table.num_rows, len(names)), dtype=np.float32)
-    for j, name in enumerate(names):
-        X[:, j] = table.column(name).to_numpy()
+    X, y = read_split(files, payload, target)
     if np.isnan(X).any():
         raise TrainError(f"missing feature values in {', '.join(str(p) for p in files)}: not the output of preprocess.py")
-    labels = table.column(target)
-    if labels.null_count:
-        raise TrainError(f"{labels.null_count} row(s) without a label in {', '.join(str(p) for p in files)}")
-    return X, labels.to_numpy(zero_copy_only=False)
+    return X, y
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -131,20 +97,6 @@ def make_model(args: argparse.Namespace):
     if args.algorithm == "gradient-boosting":
         return GradientBoostingClassifier(**trees)
     return LogisticRegression(max_iter=2000, random_state=args.seed)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Checkpoints:
@@ -200,10 +152,10 @@ class Checkpoints:
         else:
             name = f"model-{done:06d}.joblib"
             part, files = model, [name]
-        _atomic_write(self.directory / name, lambda fh: joblib.dump(part, fh))
+        atomic_write(self.directory / name, lambda fh: joblib.dump(part, fh))
         manifest = {"format_version": 1, "fingerprint": self.fingerprint, "algorithm": self.algorithm,
                     "n_estimators_done": done, "files": files}
-        _atomic_write(self.directory / MANIFEST, lambda fh: fh.write(json.dumps(manifest, indent=2).encode("utf-8")))
+        atomic_write(self.directory / MANIFEST, lambda fh: fh.write(json.dumps(manifest, indent=2).encode("utf-8")))
         for stale in set(self.files) - set(files):
             (self.directory / stale).unlink()
         self.files = files
@@ -285,10 +237,10 @@ def parse_args(argv: Optional[Sequence[str]], env: Mapping[str, str]) -> argpars
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> Dict[str, float]:
     started = time.perf_counter()
     preprocessor_path, payload = load_preprocessor(Path(args.preprocessor))
-    train_files = csv_files(Path(args.train), "train")
-    validation_files = csv_files(Path(args.validation), "validation")
-    X_train, y_train = read_split(train_files, payload, args.target_column)
-    X_val, y_val = read_split(validation_files, payload, args.target_column)
+    train_files = csv_files(Path(args.train), "train channel")
+    validation_files = csv_files(Path(args.validation), "validation channel")
+    X_train, y_train = read_training_split(train_files, payload, args.target_column)
+    X_val, y_val = read_training_split(validation_files, payload, args.target_column)
     print(f"[train] {args.algorithm}: {X_train.shape[0]} training rows x {X_train.shape[1]} features, "
           f"{X_val.shape[0]} validation rows, {len(np.unique(y_train))} classes", flush=True)
 
@@ -306,7 +258,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> Dict[str, float]:
     validation_accuracy = float(model.score(X_val, y_val))
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_dir / "model.joblib", lambda fh: joblib.dump(model, fh))
+    atomic_write(model_dir / "model.joblib", lambda fh: joblib.dump(model, fh))
     shutil.copyfile(preprocessor_path, model_dir / "preprocessor.joblib")
     _bundle_serving_code(model_dir)
     print(f"[train] wrote {model_dir / 'model.joblib'} and preprocessor.joblib in {time.perf_counter() - started:.1f}s",
@@ -333,17 +285,8 @@ def _bundle_serving_code(model_dir: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
     env = os.environ if env is None else env
     args = parse_args(argv, env)
-    try:
-        run(args, env)
-    except TrainError as exc:
-        message = f"ERROR: {exc}"
-        print(message, file=sys.stderr, flush=True)
-        output_dir = env.get("SM_OUTPUT_DIR")  # SageMaker shows /opt/ml/output/failure as the failure reason
-        if output_dir and os.path.isdir(output_dir):
-            with open(os.path.join(output_dir, "failure"), "w", encoding="utf-8") as fh:
-                fh.write(message + "\n")
-        return 2
-    return 0
+    output_dir = env.get("SM_OUTPUT_DIR")  # SageMaker shows /opt/ml/output/failure as the failure reason
+    return exit_on_error(lambda: run(args, env), failure_file=os.path.join(output_dir, "failure") if output_dir else None)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import ast
 import base64
 import copy
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -25,11 +26,16 @@ import pytest
 from botocore.stub import ANY, Stubber
 from scipy import stats
 
+import stepkit
 from pipeline_code.steps import drift_check, inference, preprocess
+from pipeline_code.steps.drift_check import metrics, scores
 
 from .conftest import ROOT, SAMPLE, SAMPLE_TARGET, make_frame, preprocess_frame, run_main, subprocess_env
 
-SCRIPT = ROOT / "pipeline_code" / "steps" / "drift_check.py"
+STEPS = ROOT / "pipeline_code" / "steps"
+# What the drift check's code tarball holds: the package and the helper beside it.
+CODE = [STEPS / "drift_check", STEPS / "stepkit.py"]
+CODE_FILES = sorted(STEPS.joinpath("drift_check").glob("*.py")) + [STEPS / "stepkit.py"]
 ENDPOINT = "churn-endpoint"
 VARIANT = "AllTraffic"
 NAMESPACE = "MlPlatform/Drift"
@@ -106,7 +112,7 @@ def record(at: datetime, request: Optional[dict], response: Optional[dict] = Non
         capture["endpointOutput"] = response
     event_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{at.isoformat()}-{json.dumps(capture, sort_keys=True)}"))
     return json.dumps({"captureData": capture,
-                       "eventMetadata": {"eventId": event_id, "inferenceTime": time_text or drift_check.format_time(at)},
+                       "eventMetadata": {"eventId": event_id, "inferenceTime": time_text or stepkit.format_time(at)},
                        "eventVersion": "0"})
 
 
@@ -491,27 +497,27 @@ def test_profile_approximations_agree_with_exact_statistics_on_training_rows(bas
         for shift in (0.0, 0.5 * profile["std"]):
             window = np.sort(test[name].dropna().to_numpy(np.float32).astype(np.float64) + shift)
             exact_ks = stats.ks_2samp(train_values, window).statistic
-            approx_ks = drift_check.ks_distance(profile, window)
+            approx_ks = scores.ks_distance(profile, window)
             assert approx_ks <= exact_ks + 0.01, (name, shift)  # a lower bound, up to quantile interpolation
             assert exact_ks - approx_ks < 0.06, (name, shift)
             exact_w = stats.wasserstein_distance(train_values, window) / profile["std"]
-            approx_w = drift_check.wasserstein(profile, window) / profile["std"]
+            approx_w = scores.wasserstein(profile, window) / profile["std"]
             assert approx_w == pytest.approx(exact_w, abs=0.1), (name, shift)
         # The training values against their own profile: exact at the edges, quantiles within 1/n.
         own = np.sort(train_values)
-        assert drift_check.ks_distance(profile, own) <= 1.0 / len(own) + 1e-9, name
+        assert scores.ks_distance(profile, own) <= 1.0 / len(own) + 1e-9, name
 
 
 def test_psi_and_js_distance():
-    assert drift_check.psi([10, 20, 30], [1, 2, 3]) == pytest.approx(0.0, abs=1e-12)
-    assert drift_check.js_distance([10, 20, 30], [1, 2, 3]) == pytest.approx(0.0, abs=1e-7)
-    assert drift_check.js_distance([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert scores.psi([10, 20, 30], [1, 2, 3]) == pytest.approx(0.0, abs=1e-12)
+    assert scores.js_distance([10, 20, 30], [1, 2, 3]) == pytest.approx(0.0, abs=1e-7)
+    assert scores.js_distance([1, 0], [0, 1]) == pytest.approx(1.0)
     p = np.array([0.5, 0.5, 0.0])
     q = np.array([0.25, 0.25, 0.5])
-    eps = drift_check.PSI_EPSILON
+    eps = scores.PSI_EPSILON
     ps, qs = (p + eps) / (1 + 3 * eps), (q + eps) / (1 + 3 * eps)
-    assert drift_check.psi(p * 100, q * 100) == pytest.approx(np.sum((qs - ps) * np.log(qs / ps)))
-    assert drift_check.psi([0, 0], [1, 2]) is None
+    assert scores.psi(p * 100, q * 100) == pytest.approx(np.sum((qs - ps) * np.log(qs / ps)))
+    assert scores.psi([0, 0], [1, 2]) is None
 
 
 def test_prediction_drift(sample, baseline_path, numeric_features, tmp_path):
@@ -584,13 +590,13 @@ def test_metrics_are_batched_within_the_api_limits():
              "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "Feature", "Value": f"f{i}"}]}
             for i in range(2345)]
     stub = CloudWatchStub(calls=3)
-    assert drift_check.publish_metrics(stub.client, NAMESPACE, data) == 3
+    assert metrics.publish_metrics(stub.client, NAMESPACE, data) == 3
     stub.done()
     assert [len(call["MetricData"]) for call in stub.params] == [1000, 1000, 345]
-    assert all(len(batch) <= 1000 for batch in drift_check.metric_batches(data))
+    assert all(len(batch) <= 1000 for batch in metrics.metric_batches(data))
     report = {"status": "ok", "endpoint_name": "e" * 300, "rows_analysed": 1, "malformed_records": 0, "drifted_count": 0,
               "prediction_drift": None, "features": {"x" * 400: {"psi": 0.5}, "y": {"psi": None}}}
-    points = drift_check.metric_data(report, timestamp)
+    points = metrics.metric_data(report, timestamp)
     assert [p["MetricName"] for p in points] == ["NoCaptureData", "RowsAnalysed", "MalformedRecords", "DriftedFeatures",
                                                  "FeatureDriftScore"]
     assert all(len(d["Value"]) <= 255 for p in points for d in p["Dimensions"])
@@ -694,29 +700,43 @@ def test_missing_capture_dir_and_missing_region_exit_2(baseline_path, tmp_path, 
 # ------------------------------------------------------------------------------ container fitness
 
 
-def test_script_is_python_39_and_self_contained():
-    source = SCRIPT.read_text(encoding="utf-8")
-    tree = ast.parse(source, filename=SCRIPT.name, feature_version=(3, 9))
+@pytest.mark.parametrize("module", CODE_FILES, ids=lambda path: path.name)
+def test_script_is_python_39_and_self_contained(module):
+    source = module.read_text(encoding="utf-8")
+    tree = ast.parse(source, filename=module.name, feature_version=(3, 9))
     assert "from __future__ import annotations" in source
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0
-            imported.add(node.module.split(".")[0])
+            # Relative imports stay inside the package; everything else is the container's or stepkit.
+            assert node.level == 0 or (node.level == 1 and module.parent.name == "drift_check"), ast.dump(node)
+            if node.level == 0:
+                imported.add(node.module.split(".")[0])
     # The scikit-learn processing container's packages; boto3 (botocore) comes with its SageMaker toolkit.
-    foreign = imported - {"numpy", "scipy", "boto3", "botocore"} - set(sys.stdlib_module_names)
+    foreign = imported - {"numpy", "scipy", "boto3", "botocore", "pyarrow", "stepkit"} - set(sys.stdlib_module_names)
     assert not foreign, sorted(foreign)
 
 
 def test_runs_as_a_standalone_script(sample, baseline_path, numeric_features, tmp_path):
+    """As the job runs it: the shipped tarball, unpacked and run by the pipeline's container command."""
+    from ml_constructs.step_code import deterministic_tarball
+    from pipeline_code.pipeline import tarball_command
+
     features, labels = sampled(sample, rows=50)
     write_capture(tmp_path / "capture", traffic(features, labels, numeric_features))
+    code = tmp_path / "code.tar.gz"
+    code.write_bytes(deterministic_tarball(CODE))
+    command = [*tarball_command("drift_check"), str(code)]
+    assert command[0] == "/bin/sh" and "python3 -m drift_check" in command[2]
+    env = subprocess_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # python3: the test's interpreter
+    env["TMPDIR"] = str(tmp_path)  # where the command unpacks the code
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--capture-dir", str(tmp_path / "capture"), "--baseline", str(baseline_path),
+        [*command, "--capture-dir", str(tmp_path / "capture"), "--baseline", str(baseline_path),
          "--output-dir", str(tmp_path / "out"), *WINDOW, "--no-publish-metrics"],
-        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "50 row(s)" in result.stdout

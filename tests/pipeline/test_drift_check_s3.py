@@ -21,14 +21,16 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+import stepkit
 from pipeline_code.steps import drift_check
+from pipeline_code.steps.drift_check import capture as capture_reading
 
 from . import test_drift_check as local_tests
 from .conftest import run_main
 from .test_drift_check import (
     ENDPOINT,
     NOW,
-    SCRIPT,
+    CODE_FILES,
     START,
     VARIANT,
     WINDOW,
@@ -247,7 +249,7 @@ def test_reads_only_the_window_hours_and_matches_a_directory_run(sample, baselin
 
 
 def _hours(first: str, count: int) -> List[datetime]:
-    start = drift_check.parse_time(first)
+    start = stepkit.parse_time(first)
     return [start + timedelta(hours=i) for i in range(count)]
 
 
@@ -266,8 +268,8 @@ def test_only_the_window_hour_prefixes_are_listed(baseline_path, tmp_path, argv,
     s3.done()
     assert s3.listed_prefixes() == [(ENDPOINT_PREFIX, None), *[(hour_prefix(VARIANT, h), None) for h in hours]]
     assert report["status"] == "no_capture_data" and report["capture"]["files_read"] == 0
-    assert drift_check.capture_hours(drift_check.parse_time(report["window"]["start"]),
-                                     drift_check.parse_time(report["window"]["end"])) == hours
+    assert capture_reading.capture_hours(stepkit.parse_time(report["window"]["start"]),
+                                     stepkit.parse_time(report["window"]["end"])) == hours
 
 
 def test_listings_are_paginated(sample, baseline_path, numeric_features, tmp_path):
@@ -520,8 +522,9 @@ def test_without_a_region_the_s3_clients_are_not_made(baseline_path, tmp_path, m
     assert error_lines(result.err) == ["ERROR: no AWS region to read the capture data from S3: set AWS_REGION"]
 
 
-def test_boto3_is_imported_only_when_needed():
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", CODE_FILES, ids=lambda path: path.name)
+def test_boto3_is_imported_only_when_needed(module):
+    tree = ast.parse(module.read_text(encoding="utf-8"))
     top_level = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
-    top_level |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
+    top_level |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
     assert not top_level & {"boto3", "botocore"}

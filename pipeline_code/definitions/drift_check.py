@@ -1,28 +1,21 @@
-"""The drift-check pipeline's definition as a stack embeds it (``${Placeholders}`` for deploy-time values).
-
-Takes plain values, not a configuration model: the defaults are ``DriftCheckSettings``'s. The
-SageMaker SDK (1.5 s to import) is imported only when a definition is built, and
-``cached_drift_definition`` skips even that while nothing the definition depends on has changed.
-"""
+"""The drift-check pipeline's definition as the monitoring stack embeds it (``drift_pipeline.get_drift_pipeline``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from stacks.definition_cache import cached_build, role_arn_placeholder, subnet_placeholders
-from stacks.foundation_stack import CAPTURE_PREFIX, DRIFT_REPORTS_PREFIX
+from config.schema import DriftCheckConfig
+from pipeline_code.definitions.cache import PIPELINE_CODE, cached_build, role_arn_placeholder, subnet_placeholders
 
-_ROOT = Path(__file__).resolve().parent.parent
-_BUILDER_SOURCES = [Path(__file__), _ROOT / "pipeline_code" / "pipeline.py", _ROOT / "pipeline_code" / "drift_pipeline.py"]
+_BUILDER_SOURCES = [Path(__file__).resolve(), PIPELINE_CODE / "drift_pipeline.py"]
 
-DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 # What the stack maps each placeholder to (besides SubnetId0..n-1 and the AWS:: pseudo parameters).
 PLACEHOLDERS = {
     "JobRoleName": "name of the drift check job's role (the foundation's monitoring job role)",
     "SklearnImageUri": "scikit-learn 1.2-1 processing image",
-    "CodeBucket": "bucket of the drift_check.py asset",
-    "DriftCheckScriptKey": "object key of the drift_check.py asset (its base name is the script name)",
+    "CodeBucket": "bucket of the drift check's code tarball asset",
+    "DriftCheckCodeKey": "object key of the drift check's code tarball asset (the job unpacks it and runs the package)",
     "SecurityGroupId": "workload security group",
     "VolumeKmsKeyArn": "key of the job's storage volume",
     "OutputKmsKeyArn": "key the reports are written with (the reports bucket's key)",
@@ -43,26 +36,24 @@ def cached_drift_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
         cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_drift_definition(**arguments)
     )
 
+
 def build_drift_definition(
     *,
     pipeline_name: str,
     subnet_count: int,
-    instance_type: str = DEFAULT_INSTANCE_TYPE,
-    metric_namespace: str = "MlPlatform/Drift",
-    psi_threshold: float = 0.2,
-    ks_threshold: float = 0.1,
+    settings: DriftCheckConfig,
+    capture_prefix: str,
+    reports_prefix: str,
     max_runtime_seconds: int = 3600,
-    capture_prefix: str = CAPTURE_PREFIX,
-    reports_prefix: str = DRIFT_REPORTS_PREFIX,
 ) -> str:
     """The definition; placeholders: ``PLACEHOLDERS``, ``SubnetId0`` .. ``SubnetId<n-1>``, ``AWS::Partition``,
     ``AWS::AccountId``, ``AWS::Region``.
 
+    :param settings: the environment's ``monitoring.drift_check`` (instance, namespace, thresholds).
     :param capture_prefix: the endpoints' capture prefix in ``${CaptureBucket}``: ``CaptureUrl`` defaults
         to ``s3://${CaptureBucket}/<capture_prefix>`` (the endpoint configs' DestinationS3Uri).
-        Default: the foundation's ``CAPTURE_PREFIX``, which the serving stack captures to.
     :param reports_prefix: reports go to ``s3://${ReportsBucket}/<reports_prefix>/<endpoint>/<execution id>/``.
-        Default: the foundation's ``DRIFT_REPORTS_PREFIX``, where the monitoring job role may write.
+    :param max_runtime_seconds: the job's time limit. Default: one hour.
     """
     if subnet_count < 1:
         raise ValueError(f"subnet_count must be at least 1, got {subnet_count}")
@@ -75,7 +66,7 @@ def build_drift_definition(
         pipeline_name=pipeline_name,
         job_role_arn=role_arn_placeholder("JobRoleName"),
         image_uri="${SklearnImageUri}",
-        script_url="s3://${CodeBucket}/${DriftCheckScriptKey}",
+        code_url="s3://${CodeBucket}/${DriftCheckCodeKey}",
         network=pipeline.JobNetwork(
             subnet_ids=subnet_placeholders(subnet_count), security_group_ids=["${SecurityGroupId}"]
         ),
@@ -86,10 +77,10 @@ def build_drift_definition(
         endpoint_name_default="${EndpointName}",
         model_package_arn_default="${ModelPackageArn}",
         settings=drift_pipeline.DriftCheckSettings(
-            instance_type=instance_type,
-            metric_namespace=metric_namespace,
-            psi_threshold=psi_threshold,
-            ks_threshold=ks_threshold,
+            instance_type=settings.instance_type,
+            metric_namespace=settings.metric_namespace,
+            psi_threshold=settings.psi_threshold,
+            ks_threshold=settings.ks_threshold,
             max_runtime_seconds=max_runtime_seconds,
         ),
     )

@@ -1,9 +1,4 @@
-"""The model-build pipeline's definition as the model-build stack embeds it.
-
-Every deploy-time value is a ``${Placeholder}`` that the stack maps in an ``Fn::Sub``. The SageMaker
-SDK (1.5 s to import) is imported only when a definition is built, and ``cached_definition`` skips
-even that when nothing the definition depends on has changed.
-"""
+"""The model-build pipeline's definition as the model-build stack embeds it (``pipeline.get_pipeline``)."""
 
 from __future__ import annotations
 
@@ -11,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import PipelineConfig
-from stacks.definition_cache import cached_build, role_arn_placeholder, subnet_placeholders
+from pipeline_code.definitions.cache import cached_build, role_arn_placeholder, subnet_placeholders
 
-# What a definition is made from besides its arguments: the builder code and the SDK version.
-_BUILDER_SOURCES = [Path(__file__), Path(__file__).resolve().parent.parent / "pipeline_code" / "pipeline.py"]
+_BUILDER_SOURCES = [Path(__file__).resolve()]
 
 
 def cached_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
@@ -66,8 +60,8 @@ def build_definition(
             subnet_ids=subnet_placeholders(subnet_count), security_group_ids=["${SecurityGroupId}"]
         ),
         code=model_build.CodeLocations(
-            preprocess_script="s3://${CodeBucket}/${PreprocessScriptKey}",
-            evaluate_script="s3://${CodeBucket}/${EvaluateScriptKey}",
+            preprocess_code="s3://${CodeBucket}/${PreprocessCodeKey}",
+            evaluate_code="s3://${CodeBucket}/${EvaluateCodeKey}",
             train_source_tarball="s3://${CodeBucket}/${TrainSourceKey}",
         ),
         image_uri="${SklearnImageUri}",

@@ -10,10 +10,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from constructs import Construct
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from constructs import Construct
 
 # Context key naming the folder where built definitions are kept (unset: no cache; app.py sets it).
 DEFINITION_CACHE_CONTEXT = "ml-platform:definition-cache-dir"
@@ -45,20 +47,30 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot key a definition cache on {type(value).__name__}")
 
 
-def cached_build(*, cache_dir: Path | None, arguments: dict, sources: list[Path], build: Callable[[], str]) -> str:
-    """``build()``, or an earlier result stored in ``cache_dir`` for the same inputs.
+# Every definition is also made of these: the shared builder code and this module's placeholders.
+PIPELINE_CODE = Path(__file__).resolve().parent.parent
+SHARED_SOURCES = (Path(__file__).resolve(), PIPELINE_CODE / "pipeline.py")
 
-    The key covers ``arguments`` (JSON values or settings models), the ``sources`` the builder is made of and the
-    SDK version, so a stale entry cannot be used; builds are deterministic, so a hit is
-    byte-identical to a rebuild. Without ``cache_dir`` it always builds.
+
+def cache_key(*, arguments: dict, sources: list[Path]) -> str:
+    """What a built definition is made of: ``arguments`` (JSON values or settings models), the builder
+    ``sources`` (plus ``SHARED_SOURCES``) and the SDK version."""
+    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=_jsonable).encode())
+    digest.update(importlib.metadata.version("sagemaker").encode())
+    for source in (*SHARED_SOURCES, *sources):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_build(*, cache_dir: Path | None, arguments: dict, sources: list[Path], build: Callable[[], str]) -> str:
+    """``build()``, or an earlier result stored in ``cache_dir`` for the same inputs (``cache_key``).
+
+    A stale entry cannot be used; builds are deterministic, so a hit is byte-identical to a
+    rebuild. Without ``cache_dir`` it always builds.
     """
     if cache_dir is None:
         return build()
-    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=_jsonable).encode())
-    digest.update(importlib.metadata.version("sagemaker").encode())
-    for source in sources:
-        digest.update(source.read_bytes())
-    entry = cache_dir / f"{digest.hexdigest()}.json"
+    entry = cache_dir / f"{cache_key(arguments=arguments, sources=sources)}.json"
     if entry.is_file():
         return entry.read_text(encoding="utf-8")
     definition = build()

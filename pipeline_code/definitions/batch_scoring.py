@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import BatchScoringConfig
-from stacks.definition_cache import cached_build
+from pipeline_code.definitions.cache import PIPELINE_CODE, cached_build
 
-_ROOT = Path(__file__).resolve().parent.parent
-_BUILDER_SOURCES = [Path(__file__), _ROOT / "pipeline_code" / "pipeline.py", _ROOT / "pipeline_code" / "batch_pipeline.py"]
+_BUILDER_SOURCES = [Path(__file__).resolve(), PIPELINE_CODE / "batch_pipeline.py"]
 
 
 def cached_batch_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
@@ -21,6 +20,7 @@ def cached_batch_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
     return cached_build(
         cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_batch_definition(**arguments)
     )
+
 
 def build_batch_definition(*, pipeline_name: str, input_prefix: str, output_prefix: str, settings: BatchScoringConfig) -> str:
     """The definition; placeholders: ``ModelName``, ``DataBucket``, ``VolumeKmsKeyArn``, ``OutputKmsKeyArn``."""
@@ -38,7 +38,7 @@ def build_batch_definition(*, pipeline_name: str, input_prefix: str, output_pref
             instance_type=settings.instance_type,
             instance_count=settings.instance_count,
             max_payload_mb=settings.max_payload_mb,
-            max_concurrent_transforms=settings.max_concurrent_transforms or None,
+            max_concurrent_transforms=settings.max_concurrent_transforms,
         ),
     )
     return pipeline.definition_json(built)
