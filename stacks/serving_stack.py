@@ -11,7 +11,7 @@ from constructs import Construct
 
 from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
 from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint
-from ml_constructs.network import PrivateNetwork
+from ml_constructs.network import PrivateNetwork, ServiceOnlySecurityGroup
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
@@ -63,7 +63,7 @@ class ServingStack(cdk.Stack):
     :param settings: the environment's ``serving`` configuration.
     :param package: the approved model package version to serve.
     :param resource_prefix: ``mlp-<env>``; endpoints default to ``<prefix>-realtime|multi-model|async``.
-    :param removal_policy: for the notification key. Default: ``RETAIN``.
+    :param removal_policy: for the notification key and log groups. Default: ``RETAIN``.
     :param model_monitor: add a Model Monitor data-quality schedule on the real-time endpoint.
         Default: none.
     """
@@ -127,6 +127,15 @@ class ServingStack(cdk.Stack):
             handlers = StepCode(self, "MultiModelHandlers", scripts={}, source_files=[STEPS_DIR / "inference.py"])
             handlers.grant_read(foundation.multi_model_role.imported_into(self, "MultiModelRole"))
             tarball = handlers.source_tarball
+            # Its containers are not isolated (they download their handlers) and load archives anyone who
+            # may write the prefix puts there: keep them out of the group Studio apps and jobs share.
+            self.multi_model_security_group = ServiceOnlySecurityGroup(
+                self,
+                "MultiModelSecurityGroup",
+                network=network,
+                description=f"{resource_prefix} multi-model endpoint: no ingress, HTTPS to S3 and AWS service endpoints only",
+                removal_policy=removal_policy,
+            )
             self.multi_model = EndpointModel(
                 self,
                 "MultiModel",
@@ -138,10 +147,16 @@ class ServingStack(cdk.Stack):
                 environment={
                     **MULTI_MODEL_ENVIRONMENT,
                     "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{tarball.s3_bucket_name}/{tarball.s3_object_key}",
+                    # The download's region: hosting sets no AWS_REGION, and without one the client goes to
+                    # the global S3 endpoint, which the VPC's S3 gateway endpoint does not serve.
+                    "SAGEMAKER_REGION": self.region,
                 },
                 # The container downloads its handlers itself (through the VPC's S3 gateway endpoint).
                 network_isolation=False,
+                security_group=self.multi_model_security_group.security_group,
             )
+            # Its rules must be in place before the endpoint's containers start downloading.
+            self.multi_model.resource.node.add_dependency(*self.multi_model_security_group.rules)
             endpoint = self._endpoint(
                 "MultiModelEndpoint",
                 multi,

@@ -259,6 +259,48 @@ def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
     assert target["ResourceId"] == "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"
 
 
+def test_multi_model_container_downloads_its_handlers_from_the_stacks_region(t):
+    (container,) = properties(t, "AWS::SageMaker::Model", "MultiModel")["Containers"]
+    # Hosting sets no AWS_REGION; without SAGEMAKER_REGION the download goes to the global S3 endpoint.
+    assert container["Environment"]["SAGEMAKER_REGION"] == {"Ref": "AWS::Region"}
+
+
+def test_multi_model_runs_in_its_own_group_that_reaches_only_s3_and_the_service_endpoints(serving, t):
+    model = properties(t, "AWS::SageMaker::Model", "MultiModel")
+    group_id = logical_id(t, "AWS::EC2::SecurityGroup", "MultiModelSecurityGroup")
+    assert model["VpcConfig"]["SecurityGroupIds"] == [{"Fn::GetAtt": [group_id, "GroupId"]}]
+    group = t["Resources"][group_id]["Properties"]
+    assert "SecurityGroupIngress" not in group and "SecurityGroupEgress" not in group
+    assert not [r for r in resources_of(t, "AWS::EC2::SecurityGroupIngress").values()
+                if r["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}], "nothing may connect to it"  # fmt: skip
+    egress = [r["Properties"] for r in resources_of(t, "AWS::EC2::SecurityGroupEgress").values()
+              if r["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}]  # fmt: skip
+    assert {(e["IpProtocol"], e["FromPort"], e["ToPort"]) for e in egress} == {("tcp", 443, 443)}
+    lookup_id = logical_id(t, "Custom::AWS", "MultiModelSecurityGroupS3PrefixList")
+    assert len(egress) == 2 and not any("CidrIp" in e or "CidrIpv6" in e for e in egress)
+    (to_s3,) = [e for e in egress if "DestinationPrefixListId" in e]
+    assert to_s3["DestinationPrefixListId"] == {"Fn::GetAtt": [lookup_id, "PrefixLists.0.PrefixListId"]}
+    (to_endpoints,) = [e for e in egress if "DestinationSecurityGroupId" in e]
+    assert "EndpointSecurityGroup" in output_of(to_endpoints["DestinationSecurityGroupId"])
+    # The interface endpoints admit it (the rule lives here: the network stack must not depend on serving).
+    (admit,) = [r["Properties"] for r in resources_of(t, "AWS::EC2::SecurityGroupIngress").values()
+                if r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [group_id, "GroupId"]}]  # fmt: skip
+    assert admit["GroupId"] == to_endpoints["DestinationSecurityGroupId"] and (admit["FromPort"], admit["ToPort"]) == (443, 443)
+    # The rules exist before the model (and so its endpoint's containers) does.
+    rules = [k for k, r in t["Resources"].items()
+             if r["Type"] in ("AWS::EC2::SecurityGroupEgress", "AWS::EC2::SecurityGroupIngress") and k.startswith("MultiModelSecurityGroup")]  # fmt: skip
+    model_id = logical_id(t, "AWS::SageMaker::Model", "MultiModel")
+    assert len(rules) == 3 and set(rules) <= set(t["Resources"][model_id]["DependsOn"])
+    # The prefix list id is looked up at deploy time by name, for the stack's region.
+    parts = t["Resources"][lookup_id]["Properties"]["Create"]["Fn::Join"][1]
+    call = json.loads("".join("REGION" if part == {"Ref": "AWS::Region"} else part for part in parts))
+    assert (call["service"], call["action"]) == ("EC2", "describeManagedPrefixLists")
+    assert call["parameters"] == {"Filters": [{"Name": "prefix-list-name", "Values": ["com.amazonaws.REGION.s3"]}]}
+    # The workload group (all TCP between Studio apps and jobs) stays with the isolated model only.
+    approved = properties(t, "AWS::SageMaker::Model", "ApprovedModel")
+    assert "WorkloadSecurityGroup" in output_of(approved["VpcConfig"]["SecurityGroupIds"][0])
+
+
 def test_multi_model_role_reads_its_prefix_of_the_models_bucket_only(foundation_json):
     statements = role_statements(foundation_json, "MultiModelRole")
     reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
