@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from config import ConfigError, load_config
 from config.loader import DEFAULT_CONFIG_DIR
-from ops.approved_model import context_key, read_recorded
+from ops.approved_model import context_key, missing_for_account, read_recorded
 from pipeline_code.definitions.cache import DEFINITION_CACHE_CONTEXT
 from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
@@ -58,10 +58,31 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
             f"context key '{key}': package {package.arn} is in region {package.region}, "
             f"environment '{config.name}' in {config.region}; allowed: a package of the environment's region"
         )
+    if recorded and config.serving.enabled:
+        _check_serves_from_account(recorded, config, key)
     # What the user must know about this environment (no endpoints yet, ...) is annotated in the stage.
     stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config, approved_package=package)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return stage
+
+
+def _check_serves_from_account(recorded: dict, config, key: str) -> None:
+    """A package of another account is served only with what the stack must grant on the producer's side."""
+    producer = recorded["arn"].split(":")[4]
+    missing = missing_for_account(recorded, config.account)
+    if missing:
+        raise ConfigError(
+            f"context key '{key}': package {recorded['arn']} belongs to account {producer}, environment "
+            f"'{config.name}' to {config.account}, and the record lacks {', '.join(missing)} (where its archive is and "
+            f"which key encrypts it); allowed: a record of `make approved-model ENV={config.name}`, which reads them"
+        )
+    if producer != (config.account or producer) and config.monitoring.model_monitor.enabled:
+        raise ConfigError(
+            f"context key '{key}': package {recorded['arn']} belongs to account {producer}, and "
+            "monitoring.model_monitor.enabled is true: Model Monitor's baseline lives in that account's reports "
+            "bucket, which is not shared; allowed: the platform's drift check (monitoring.model_monitor.enabled: "
+            "false) for packages of another account"
+        )
 
 
 def cdk_json_context(*, recorded: bool = True) -> dict:

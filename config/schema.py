@@ -387,6 +387,18 @@ PERSONAS = ("data_scientist", "lead")
 USER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 LIFECYCLE_CONFIG_ARN_PATTERN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:studio-lifecycle-config/[A-Za-z0-9\-]+$")
 GIT_URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/\S+$")
+# Git hosts on the internet: Studio clones over HTTPS from the user's app, in the VPC, so a VPC
+# without NAT cannot reach them (there is no VPC endpoint for them).
+PUBLIC_GIT_HOSTS = ("github.com", "gitlab.com", "bitbucket.org")
+
+
+def git_host(url: str) -> str:
+    """The host name of an ``https://`` Git URL, lower case, without a port."""
+    return url.split("/")[2].split(":")[0].lower()
+
+
+def is_public_git_host(host: str) -> bool:
+    return any(host == public or host.endswith(f".{public}") for public in PUBLIC_GIT_HOSTS)
 
 
 class StudioUser(StrictModel):
@@ -883,11 +895,43 @@ class PlatformConfig(StrictModel):
             if foreign:
                 raise KeyedError("network.existing_vpc.availability_zones", f"{foreign} are not in region {self.region!r}; allowed: zones of that region")
         new = self.network.new_vpc
+        if self.studio.enabled and new is not None and new.nat_gateways == 0:
+            public = [url for url in self.studio.git_repositories if is_public_git_host(git_host(url))]
+            if public:
+                raise KeyedError(
+                    "studio.git_repositories",
+                    f"{public} are on the internet, but network.new_vpc.nat_gateways is 0 (VPC-only, no route out), "
+                    "so Studio cannot clone them; allowed: repositories on hosts reachable from the VPC, or "
+                    "nat_gateways of 1 or more",
+                )
         if new is not None and new.availability_zones and self.region is not None:
             foreign = [az for az in new.availability_zones if not az.startswith(self.region)]
             if foreign:
                 raise KeyedError("network.new_vpc.availability_zones", f"{foreign} are not in region {self.region!r}; allowed: zones of that region")
         return self
+
+    def git_reachability_warnings(self) -> list[str]:
+        """Git repositories Studio may not reach from the VPC: said at synth, as no config rule can know.
+
+        Hosts on the internet in an existing VPC (it may or may not route out) and any other host in
+        a new VPC without NAT (reachable only if it is inside the VPC or routed to it).
+        """
+        if not self.studio.enabled:
+            return []
+        warnings = []
+        for url in self.studio.git_repositories:
+            host = git_host(url)
+            if self.network.existing_vpc is not None and is_public_git_host(host):
+                warnings.append(
+                    f"studio.git_repositories: {url} is on the internet; Studio clones it only if the existing VPC "
+                    f"{self.network.existing_vpc.vpc_id} routes to it (NAT gateway or proxy)"
+                )
+            elif self.network.new_vpc is not None and self.network.new_vpc.nat_gateways == 0 and not is_public_git_host(host):
+                warnings.append(
+                    f"studio.git_repositories: {url}: the VPC has no NAT gateway, so Studio clones it only if "
+                    f"{host} is inside the VPC or routed to it"
+                )
+        return warnings
 
     @property
     def is_sandbox(self) -> bool:

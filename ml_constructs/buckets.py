@@ -96,8 +96,8 @@ class SecureBucket(Construct):
             self.encryption_key.grant_encrypt_decrypt(grantee)
         return self._grant_objects(grantee, READ_ACTIONS + WRITE_ACTIONS + DELETE_ACTIONS, prefix)
 
-    def grant_read_to_accounts(self, accounts: list[str], *, prefix: str) -> None:
-        """Let other accounts read objects under ``prefix`` (and decrypt them through S3)."""
+    def grant_read_to_accounts(self, accounts: list[str], *, prefixes: list[str]) -> None:
+        """Let other accounts read objects under each of ``prefixes`` (and decrypt them through S3)."""
         if not accounts:
             return
         principals = [iam.AccountPrincipal(account) for account in sorted(accounts)]
@@ -106,7 +106,7 @@ class SecureBucket(Construct):
                 sid="SharedAccountsRead",
                 principals=principals,
                 actions=READ_ACTIONS,
-                resources=[self.bucket.arn_for_objects(f"{prefix}*")],
+                resources=[self.bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
             )
         )
         if self.encryption_key:

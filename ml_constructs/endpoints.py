@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -63,13 +64,15 @@ class EndpointModel(Construct):
 
     :param name_prefix: start of the generated name, e.g. ``mlp-dev-v12``.
     :param role: the execution role the model's containers run with.
-    :param network: subnets and security group the containers attach to.
+    :param network: subnets (and, by default, the workload security group) the containers attach to.
     :param model_package_arn: serve this model package version.
     :param image_uri: container image (multi-model mode).
     :param model_data_url: S3 prefix of the model archives (multi-model mode).
     :param environment: container environment (multi-model mode). Default: none.
     :param network_isolation: no network access for the container (its code travels inside the
         model archive, so nothing needs downloading). Default: ``True``.
+    :param security_group: the containers' security group. Default: the network's workload group
+        (shared with Studio apps and jobs: only for isolated containers).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class EndpointModel(Construct):
         model_data_url: str | None = None,
         environment: dict[str, str] | None = None,
         network_isolation: bool = True,
+        security_group: ec2.ISecurityGroup | None = None,
     ) -> None:
         super().__init__(scope, id_)
         if (model_package_arn is None) == (image_uri is None or model_data_url is None):
@@ -103,7 +107,7 @@ class EndpointModel(Construct):
             enable_network_isolation=network_isolation,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
                 subnets=network.workload_subnets.subnet_ids,
-                security_group_ids=[network.workload_security_group.security_group_id],
+                security_group_ids=[(security_group or network.workload_security_group).security_group_id],
             ),
         )
         self.model_name = content_name(self.resource, name_prefix)

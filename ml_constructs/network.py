@@ -8,9 +8,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from ml_constructs.nag import acknowledge_wildcards
+from ml_constructs.nag import acknowledge, acknowledge_wildcards
 
 # Interface endpoints a VPC-only Studio domain and VPC-bound jobs need (private DNS on).
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
@@ -31,6 +32,7 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 
 NFS_PORT = 2049
+HTTPS = ec2.Port.tcp(443)
 
 
 @dataclass(frozen=True)
@@ -241,3 +243,86 @@ class PrivateNetwork(Construct):
         for port, description in rules:
             group.add_ingress_rule(group, port, description)
             group.add_egress_rule(group, port, description)
+
+
+class ServiceOnlySecurityGroup(Construct):
+    """A security group that admits nothing and reaches only AWS services, for code the platform does not vet.
+
+    Egress is HTTPS to S3 (the region's AWS-managed prefix list, which is what the S3 gateway
+    endpoint routes) and to the VPC's interface endpoints, whose security group admits it. Nothing
+    else in the VPC is reachable (unlike from the workload group, which allows all TCP within it).
+
+    The prefix list's id differs per region and needs an AWS call to learn, so a custom resource
+    looks it up at deploy time (``ec2:DescribeManagedPrefixLists``); synth stays offline.
+
+    :param network: the VPC and its interface endpoints' security group.
+    :param description: of the security group.
+    :param removal_policy: for the lookup's log group. Default: ``RETAIN``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        network: PrivateNetwork,
+        description: str,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.security_group = ec2.SecurityGroup(
+            self, "Resource", vpc=network.vpc, description=description, allow_all_outbound=False
+        )
+        self.security_group_id = self.security_group.security_group_id
+        self.s3_prefix_list_id = self._s3_prefix_list_id(removal_policy)
+        self.security_group.add_egress_rule(
+            ec2.Peer.prefix_list(self.s3_prefix_list_id), HTTPS, "HTTPS to S3 (through the gateway endpoint)"
+        )
+        # Both rules of the pair live in this stack: the network stack must not depend on it.
+        self.security_group.connections.allow_to(network.endpoint_security_group, HTTPS, "HTTPS to AWS service endpoints")
+        # What users of the group depend on, so their traffic flows as soon as they start.
+        self.rules = [
+            child
+            for child in self.node.find_all()
+            if isinstance(child, cdk.CfnResource)
+            and child.cfn_resource_type in ("AWS::EC2::SecurityGroupEgress", "AWS::EC2::SecurityGroupIngress")
+        ]
+
+    def _s3_prefix_list_id(self, removal_policy: cdk.RemovalPolicy) -> str:
+        stack = cdk.Stack.of(self)
+        name = f"com.amazonaws.{stack.region}.s3"
+        # CDK's singleton function for AWS SDK calls, with a role of ours (no managed policy).
+        role = iam.Role(
+            self,
+            "PrefixListLookupRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Looks up the region's S3 prefix list id at deploy time",
+        )
+        log_group = logs.LogGroup(
+            self, "PrefixListLookupLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy
+        )
+        log_group.grant_write(role)
+        call = cr.AwsSdkCall(
+            service="EC2",
+            action="describeManagedPrefixLists",
+            parameters={"Filters": [{"Name": "prefix-list-name", "Values": [name]}]},
+            physical_resource_id=cr.PhysicalResourceId.of(name),
+            output_paths=["PrefixLists.0.PrefixListId"],
+        )
+        lookup = cr.AwsCustomResource(
+            self,
+            "S3PrefixList",
+            on_update=call,  # also runs on create
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["ec2:DescribeManagedPrefixLists"], resources=["*"])]
+            ),
+            role=role,
+            log_group=log_group,
+            install_latest_aws_sdk=False,
+        )
+        # The call's policy, attached to the role.
+        acknowledge(lookup, "AwsSolutions-IAM5[Resource::*]", "ec2:DescribeManagedPrefixLists supports no resource-level permissions.")
+        # CDK adds DependsOn on the role next to the GetAtt that already orders them.
+        function = stack.node.find_child(f"AWS{cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace('-', '')}")
+        function.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        return lookup.get_response_field("PrefixLists.0.PrefixListId")

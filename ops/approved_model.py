@@ -12,7 +12,11 @@ the one created last (ties: the highest version), describes it, and writes it to
      "version": <version>, "group": "<group>", "creation_time": "2024-05-01T12:00:00Z",
      # only when the package carries SageMaker Model Monitor's data-quality baseline:
      "data_quality_statistics": "s3://<bucket>/.../statistics.json",
-     "data_quality_constraints": "s3://<bucket>/.../constraints.json"}
+     "data_quality_constraints": "s3://<bucket>/.../constraints.json",
+     # only when the package belongs to another account than the environment's (see below):
+     "model_data_url": "s3://<producer bucket>/.../model.tar.gz",
+     "model_data_key_arn": "arn:aws:kms:<region>:<producer account>:key/<id>",
+     "drift_baseline_url": "s3://<producer bucket>/.../baseline.json"}
 
 The two ``data_quality_*`` keys are recorded when the package registers both
 ``DriftCheckBaselines.ModelDataQuality.Statistics`` and ``.Constraints`` (the model-build
@@ -20,14 +24,22 @@ pipeline with ``data_quality_baseline=True``); the monitoring stack's Model Moni
 definition uses them. The default layout registers only ``Statistics`` (the platform's own
 ``baseline.json`` profile, not Model Monitor's format): then neither key is recorded.
 
+A package registered in another account (its ARN names an account other than the environment's
+``account``) is served only if the environment's roles may read what it points to: the three
+cross-account keys record the model archive, the producer's KMS key it is encrypted with (from
+``HeadObject``, which needs no decrypt) and the feature profile the drift check reads, so the
+serving stack can grant exactly those at synth. The producer shares them
+(``pipeline.registry_shared_with_accounts``).
+
 The CDK CLI reads that file on every synth, so synth itself never calls AWS; the app
 reads the value back with :func:`read_recorded`.
 
 Exit codes: 0 recorded (or already recorded), 1 no approved package in the group
 (the recorded value is kept unless ``--clear``), 2 any other error (usage,
 configuration, group not found, an AWS call failed (listing or describing the
-package), the package is no longer Approved when described, a baseline URI that is
-not ``s3://``, unreadable context file).
+package or its archive), the package is no longer Approved when described, a baseline or
+archive URI that is not ``s3://``, an archive of another account without a KMS key, unreadable
+context file).
 """
 
 from __future__ import annotations
@@ -55,8 +67,14 @@ GROUP_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+
 RECORD_KEYS = ("arn", "version", "group", "creation_time")
 # Optional, both or neither: Model Monitor's data-quality baseline registered with the package.
 BASELINE_KEYS = ("data_quality_statistics", "data_quality_constraints")
+# Only for a package of another account: what the serving stack grants its roles on the producer's side.
+SOURCE_KEYS = ("model_data_url", "model_data_key_arn", "drift_baseline_url")
 S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9.\-]{3,63}/.+$")
-_ALLOWED_KEYS = f"the keys {', '.join(RECORD_KEYS)}, plus optionally both {' and '.join(BASELINE_KEYS)}"
+KMS_KEY_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_ALLOWED_KEYS = (
+    f"the keys {', '.join(RECORD_KEYS)}, plus optionally both {' and '.join(BASELINE_KEYS)}, "
+    f"and for a package of another account {', '.join(SOURCE_KEYS)}"
+)
 _S3_URI_ALLOWED = "an s3:// URI 's3://<bucket>/<key>' (bucket: 3-63 lowercase letters, digits, '.', '-')"
 
 EXIT_OK = 0
@@ -136,6 +154,15 @@ def _candidate(summary: Mapping, group: str) -> tuple[datetime, int, dict]:
     return created, version, package
 
 
+def describe_approved(client: Any, arn: str) -> dict:
+    """DescribeModelPackage of ``arn``; ValueError when it is no longer Approved (its status changed after the listing)."""
+    response = client.describe_model_package(ModelPackageName=arn)
+    status = response.get("ModelApprovalStatus")
+    if status != "Approved":
+        raise ValueError(f"model package {arn} is no longer Approved (now {status or 'without an approval status'}); run again")
+    return response
+
+
 def data_quality_baseline(client: Any, arn: str) -> dict:
     """Model Monitor's data-quality baseline registered with package ``arn``, as the optional record keys.
 
@@ -147,11 +174,13 @@ def data_quality_baseline(client: Any, arn: str) -> dict:
     Raises ValueError when the package is no longer Approved (its status changed after the
     listing) or a baseline URI is not an ``s3://`` URI; botocore errors pass through.
     """
-    response = client.describe_model_package(ModelPackageName=arn)
-    status = response.get("ModelApprovalStatus")
-    if status != "Approved":
-        raise ValueError(f"model package {arn} is no longer Approved (now {status or 'without an approval status'}); run again")
-    quality = (response.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    return baseline_of(describe_approved(client, arn))
+
+
+def baseline_of(package: Mapping) -> dict:
+    """The ``data_quality_*`` record keys of a DescribeModelPackage answer (see :func:`data_quality_baseline`)."""
+    arn = package.get("ModelPackageArn")
+    quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
     uris = {
         "data_quality_statistics": ("Statistics", (quality.get("Statistics") or {}).get("S3Uri")),
         "data_quality_constraints": ("Constraints", (quality.get("Constraints") or {}).get("S3Uri")),
@@ -166,6 +195,53 @@ def data_quality_baseline(client: Any, arn: str) -> dict:
     if bad:
         raise ValueError(f"model package {arn}: {'; '.join(bad)}; allowed: {_S3_URI_ALLOWED}")
     return {key: uri for key, (_, uri) in uris.items()}
+
+
+# Where the drift check finds the feature profile (pipeline_code/steps/drift_check.py, same order).
+DRIFT_BASELINE_FIELDS = (
+    ("ModelMetrics", "ModelDataQuality", "Statistics"),
+    ("DriftCheckBaselines", "ModelDataQuality", "Statistics"),
+)
+
+
+def package_account(arn: str) -> str:
+    return arn.split(":")[4]
+
+
+def producer_sources(package: Mapping, s3: Any) -> dict:
+    """The ``model_data_url``, ``model_data_key_arn`` and ``drift_baseline_url`` record keys of a package.
+
+    ``package`` is a DescribeModelPackage answer; ``s3`` an S3 client that may read the archive's
+    metadata (HeadObject). ValueError when the package names no ``s3://`` archive or the archive is
+    not encrypted with a KMS key; botocore errors pass through.
+    """
+    arn = package.get("ModelPackageArn")
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    url = containers[0].get("ModelDataUrl")
+    if not isinstance(url, str) or not S3_URI_PATTERN.fullmatch(url):
+        raise ValueError(
+            f"model package {arn}: InferenceSpecification.Containers[0].ModelDataUrl is {url!r}; allowed: {_S3_URI_ALLOWED}"
+        )
+    bucket, key = url[len("s3://"):].split("/", 1)
+    head = s3.head_object(Bucket=bucket, Key=key)
+    key_arn = head.get("SSEKMSKeyId")
+    if head.get("ServerSideEncryption") != "aws:kms" or not KMS_KEY_ARN_PATTERN.fullmatch(key_arn or ""):
+        raise ValueError(
+            f"model package {arn}: archive {url} is not encrypted with a KMS key (ServerSideEncryption "
+            f"{head.get('ServerSideEncryption')!r}, SSEKMSKeyId {key_arn!r}); allowed: SSE-KMS, as the platform's model bucket writes"
+        )
+    sources = {"model_data_url": url, "model_data_key_arn": key_arn}
+    for path in DRIFT_BASELINE_FIELDS:
+        value: Any = package
+        for name in path:
+            value = value.get(name) if isinstance(value, Mapping) else None
+        uri = value.get("S3Uri") if isinstance(value, Mapping) else None
+        if uri:
+            if not S3_URI_PATTERN.fullmatch(uri):
+                raise ValueError(f"model package {arn}: {'.'.join(path)}.S3Uri is {uri!r}; allowed: {_S3_URI_ALLOWED}")
+            sources["drift_baseline_url"] = uri
+            break
+    return sources
 
 
 def _require_group(client: Any, group: str) -> None:
@@ -228,7 +304,7 @@ def _validated(value: Any, key: str, env: str) -> dict:
     missing = [k for k in RECORD_KEYS if k not in value]
     if missing:
         problems.append(f"missing key(s) {', '.join(missing)}; allowed: {_ALLOWED_KEYS}")
-    unknown = sorted(str(k) for k in value if k not in RECORD_KEYS and k not in BASELINE_KEYS)
+    unknown = sorted(str(k) for k in value if k not in (*RECORD_KEYS, *BASELINE_KEYS, *SOURCE_KEYS))
     if unknown:
         problems.append(f"unknown key(s) {', '.join(unknown)}; allowed: {_ALLOWED_KEYS}")
     arn, version, group, created = (value.get(k) for k in RECORD_KEYS)
@@ -260,9 +336,28 @@ def _validated(value: Any, key: str, env: str) -> dict:
     for k in baseline:
         if not isinstance(value[k], str) or not S3_URI_PATTERN.fullmatch(value[k]):
             problems.append(f"{k}: got {value[k]!r}; allowed: {_S3_URI_ALLOWED}")
+    sources = [k for k in SOURCE_KEYS if k in value]
+    for k in sources:
+        pattern, allowed = (
+            (KMS_KEY_ARN_PATTERN, "a KMS key ARN 'arn:aws:kms:<region>:<account>:key/<id>'")
+            if k == "model_data_key_arn"
+            else (S3_URI_PATTERN, _S3_URI_ALLOWED)
+        )
+        if not isinstance(value[k], str) or not pattern.fullmatch(value[k]):
+            problems.append(f"{k}: got {value[k]!r}; allowed: {allowed}")
     if problems:
         raise ValueError(f"context key {key!r} is malformed ({how}):\n" + "\n".join(f"  - {p}" for p in problems))
-    return {k: value[k] for k in (*RECORD_KEYS, *baseline)}
+    return {k: value[k] for k in (*RECORD_KEYS, *baseline, *sources)}
+
+
+def missing_for_account(record: Mapping, account: str | None) -> list[str]:
+    """The cross-account keys ``record`` lacks to be served in ``account`` (none for a package of that account).
+
+    An environment without an account (the sandbox) serves what its own account registered.
+    """
+    if account is None or package_account(record["arn"]) == account:
+        return []
+    return [k for k in ("model_data_url", "model_data_key_arn") if k not in record]
 
 
 def _parse_utc(value: Any) -> datetime | None:
@@ -350,13 +445,13 @@ def forget(context_file: Path, env: str) -> Any:
 # --- the command -------------------------------------------------------------------------
 
 
-def default_client_factory(region: str, profile: str | None) -> Any:
-    """A SageMaker client for ``region`` from the default credential chain (or ``profile``)."""
+def default_client_factory(region: str, profile: str | None, service: str = "sagemaker") -> Any:
+    """A ``service`` client for ``region`` from the default credential chain (or ``profile``)."""
     import boto3
     from botocore.config import Config
 
     session = boto3.session.Session(profile_name=profile, region_name=region)
-    return session.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    return session.client(service, config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,8 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, *, client_factory: ClientFactory | None = None) -> int:
-    """Run the command; returns the exit code."""
+def main(
+    argv: list[str] | None = None, *, client_factory: ClientFactory | None = None, s3_client_factory: ClientFactory | None = None
+) -> int:
+    """Run the command; returns the exit code.
+
+    ``client_factory`` makes the SageMaker client, ``s3_client_factory`` the S3 client (only for a
+    package of another account). Default: boto3 clients from the default credential chain.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     parser = build_parser()
@@ -430,9 +531,19 @@ def main(argv: list[str] | None = None, *, client_factory: ClientFactory | None 
         return _fail(f"looking up approved packages of {group!r} in {region} failed: {exc}")
     if package is not None:
         try:
-            package = {**package, **data_quality_baseline(client, package["arn"])}
+            described = describe_approved(client, package["arn"])
+            package = {**package, **baseline_of(described)}
         except (BotoCoreError, ClientError, ValueError) as exc:
             return _fail(f"describing model package {package['arn']} failed: {exc}")
+        if config.account is not None and package_account(package["arn"]) != config.account:
+            try:
+                s3 = (s3_client_factory or (lambda r, p: default_client_factory(r, p, "s3")))(region, args.profile)
+                package = {**package, **producer_sources(described, s3)}
+            except (BotoCoreError, ClientError, ValueError) as exc:
+                return _fail(
+                    f"reading where model package {package['arn']} of account {package_account(package['arn'])} "
+                    f"keeps its archive failed: {exc}; that account must share it (pipeline.registry_shared_with_accounts)"
+                )
 
     where = _display(context_file)
     if package is None:
@@ -477,6 +588,8 @@ def _describe(value: Any) -> str:
                 f", Model Monitor baseline statistics {value.get('data_quality_statistics')}"
                 f" constraints {value.get('data_quality_constraints')}"
             )
+        if "model_data_url" in value:
+            details += f", archive {value['model_data_url']} with key {value.get('model_data_key_arn')}"
         return f"{value['arn']} ({details})"
     return json.dumps(value, sort_keys=True)
 

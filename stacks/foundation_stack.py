@@ -176,6 +176,7 @@ class FoundationStack(cdk.Stack):
         # Models: read the pipeline's model artifacts, write captured requests, read asynchronous and
         # batch requests and write their results, run inside the VPC.
         self.model_artifacts_prefix = f"{self.model_build_pipeline_name}/*/model/"
+        self.model_baseline_prefix = f"{self.model_build_pipeline_name}/*/baseline/"  # the drift check's profile
         self.model_bucket.grant_read(self.model_role, prefix=self.model_artifacts_prefix)
         self.capture_bucket.grant_write(self.model_role, prefix=CAPTURE_PREFIX)
         self.data_bucket.grant_read(self.model_role, prefix=f"{ASYNC_INFERENCE_PREFIX}input/")
@@ -196,7 +197,7 @@ class FoundationStack(cdk.Stack):
         # Drift check: read captured traffic and the registered baselines, write reports and metrics.
         monitoring = self.monitoring_role
         self.capture_bucket.grant_read(monitoring, prefix=CAPTURE_PREFIX)
-        self.model_bucket.grant_read(monitoring, prefix=f"{self.model_build_pipeline_name}/*/baseline/")
+        self.model_bucket.grant_read(monitoring, prefix=self.model_baseline_prefix)
         self.reports_bucket.grant_write(monitoring, prefix=DRIFT_REPORTS_PREFIX)
         monitoring.allow_describe_model_packages(group_name=self.model_package_group_name)
         monitoring.allow_put_metrics(namespace=drift_metric_namespace)
@@ -244,10 +245,11 @@ class FoundationStack(cdk.Stack):
             for mlflow_user in (self.studio_user_role, self.studio_lead_role, self.pipeline_role, self.job_role):
                 self.model_bucket.grant_read_write(mlflow_user, prefix=MLFLOW_PREFIX)
 
-        # Accounts the registry is shared with must be able to fetch what its packages point to.
-        # Only the model artifacts (<pipeline>/<execution>/model/...), not the training splits beside them.
+        # Accounts the registry is shared with must be able to fetch what its packages point to: the model
+        # artifacts their endpoints load and the feature profile their drift checks compare traffic with
+        # (<pipeline>/<execution>/model/..., .../baseline/...), not the training splits beside them.
         self.model_bucket.grant_read_to_accounts(
-            list(models_shared_with_accounts), prefix=self.model_artifacts_prefix
+            list(models_shared_with_accounts), prefixes=[self.model_artifacts_prefix, self.model_baseline_prefix]
         )
 
         # Scheduler and EventBridge rules: start the environment's pipelines, nothing else.

@@ -96,6 +96,8 @@ class PlatformStage(cdk.Stage):
             if config.studio.enabled
             else None
         )
+        for warning in config.git_reachability_warnings():
+            cdk.Annotations.of(self.studio).add_warning_v2("ml-platform:git-repository-reachability", warning)
 
         self.serving: ServingStack | None = None
         self.serving_skipped: str | None = None

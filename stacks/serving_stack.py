@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
 from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout
-from ml_constructs.network import PrivateNetwork
+from ml_constructs.network import PrivateNetwork, ServiceOnlySecurityGroup
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
 from ml_constructs.step_code import StepCode
@@ -44,6 +45,10 @@ class ApprovedPackage:
     # Model Monitor's data-quality baseline registered with the package (when the pipeline computes one).
     data_quality_statistics: str | None = None
     data_quality_constraints: str | None = None
+    # A package of another account: its archive, the key that encrypts it and the drift check's profile.
+    model_data_url: str | None = None
+    model_data_key_arn: str | None = None
+    drift_baseline_url: str | None = None
 
     @classmethod
     def from_record(cls, record: dict) -> ApprovedPackage:
@@ -54,6 +59,16 @@ class ApprovedPackage:
     def region(self) -> str:
         return self.arn.split(":")[3]
 
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]
+
+    def object_arns(self, partition: str) -> tuple[str | None, str | None]:
+        """S3 object ARNs of the archive and of the drift check's profile (None when not recorded)."""
+        return tuple(
+            f"arn:{partition}:s3:::{url[len('s3://'):]}" if url else None for url in (self.model_data_url, self.drift_baseline_url)
+        )
+
 
 class ServingStack(cdk.Stack):
     """Endpoints serving one approved model package version.
@@ -63,7 +78,7 @@ class ServingStack(cdk.Stack):
     :param settings: the environment's ``serving`` configuration.
     :param package: the approved model package version to serve.
     :param resource_prefix: ``mlp-<env>``; endpoints default to ``<prefix>-realtime|multi-model|async``.
-    :param removal_policy: for the notification key. Default: ``RETAIN``.
+    :param removal_policy: for the notification key and log groups. Default: ``RETAIN``.
     :param model_monitor: add a Model Monitor data-quality schedule on the real-time endpoint.
         Default: none.
     """
@@ -96,6 +111,9 @@ class ServingStack(cdk.Stack):
             foundation.studio_lead_role.imported_into(self, "StudioLeadRole"),
         ]
 
+        if not cdk.Token.is_unresolved(self.account) and package.account != self.account:
+            self._grant_producer_artifacts(model_role, foundation.monitoring_role.imported_into(self, "MonitoringJobRole"))
+
         # One model for the real-time and asynchronous endpoints (and batch scoring).
         self.model = EndpointModel(
             self,
@@ -127,6 +145,15 @@ class ServingStack(cdk.Stack):
             handlers = StepCode(self, "MultiModelHandlers", source_files=[STEPS_DIR / "inference.py"])
             handlers.grant_read(foundation.multi_model_role.imported_into(self, "MultiModelRole"))
             tarball = handlers.source_tarball
+            # Its containers are not isolated (they download their handlers) and load archives anyone who
+            # may write the prefix puts there: keep them out of the group Studio apps and jobs share.
+            self.multi_model_security_group = ServiceOnlySecurityGroup(
+                self,
+                "MultiModelSecurityGroup",
+                network=network,
+                description=f"{resource_prefix} multi-model endpoint: no ingress, HTTPS to S3 and AWS service endpoints only",
+                removal_policy=removal_policy,
+            )
             self.multi_model = EndpointModel(
                 self,
                 "MultiModel",
@@ -138,10 +165,16 @@ class ServingStack(cdk.Stack):
                 environment={
                     **MULTI_MODEL_ENVIRONMENT,
                     "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{tarball.s3_bucket_name}/{tarball.s3_object_key}",
+                    # The download's region: hosting sets no AWS_REGION, and without one the client goes to
+                    # the global S3 endpoint, which the VPC's S3 gateway endpoint does not serve.
+                    "SAGEMAKER_REGION": self.region,
                 },
                 # The container downloads its handlers itself (through the VPC's S3 gateway endpoint).
                 network_isolation=False,
+                security_group=self.multi_model_security_group.security_group,
             )
+            # Its rules must be in place before the endpoint's containers start downloading.
+            self.multi_model.resource.node.add_dependency(*self.multi_model_security_group.rules)
             endpoint = self._endpoint(
                 "MultiModelEndpoint",
                 multi,
@@ -201,6 +234,31 @@ class ServingStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "ModelPackageArn", value=package.arn, description="Model package version served")
         cdk.CfnOutput(self, "ModelName", value=self.model.model_name, description="SageMaker model of that version")
+
+    def _grant_producer_artifacts(self, model_role: iam.IRole, monitoring_role: iam.IRole) -> None:
+        """Let the roles read what a package of another account points to, on our side of the share.
+
+        The producer's bucket and key policies (``pipeline.registry_shared_with_accounts``) let this
+        account in; its own roles still need an allow: the model role to load the archive, the
+        drift check's role to describe the package and read its feature profile. Decrypting is
+        allowed only through S3, as the producer's key policy does.
+        """
+        package = self.package
+        archive, profile = package.object_arns(self.partition)
+        describe = self.format_arn(
+            service="sagemaker", account=package.account, resource="model-package", resource_name=package.arn.split("/", 1)[1]
+        )
+        for role, objects in ((model_role, [archive]), (monitoring_role, [profile] if profile else [])):
+            role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[describe]))
+            if objects:
+                role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        actions=["kms:Decrypt"],
+                        resources=[package.model_data_key_arn],
+                        conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                    )
+                )
 
     def _endpoint(self, id_: str, settings: EndpointSettings, *, name: str, model: EndpointModel, **options) -> GuardedEndpoint:
         """A guarded endpoint with the instances, rollout and scaling of ``settings`` (one endpoint section of the config).

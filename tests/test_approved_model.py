@@ -117,7 +117,39 @@ def add_describe(stub: Stubber, arn: str, baselines: dict | None = PROFILE_ONLY,
     }
     if baselines is not None:
         response["DriftCheckBaselines"] = baselines
+    response["InferenceSpecification"] = {"Containers": [{"Image": IMAGE, "ModelDataUrl": archive_url(arn)}]}
     stub.add_response("describe_model_package", response, {"ModelPackageName": arn})
+
+
+IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+PRODUCER = "222222222222"
+PRODUCER_KEY = f"arn:aws:kms:{REGION}:{PRODUCER}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+
+
+def archive_url(arn: str) -> str:
+    """Where the producer's pipeline put the archive of package ``arn`` (its own models bucket)."""
+    account = arn.split(":")[4]
+    return f"s3://mlp-dev-models-{account}/mlp-dev-model-build/run-{arn.rsplit('/', 1)[1]}/model/job/output/model.tar.gz"
+
+
+@pytest.fixture
+def s3():
+    session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    return session.client("s3")
+
+
+@pytest.fixture
+def s3_stub(s3):
+    with Stubber(s3) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def add_head(s3_stub: Stubber, arn: str, encryption: dict | None = None) -> None:
+    """Queue HeadObject of ``arn``'s archive: SSE-KMS with the producer's models key unless ``encryption``."""
+    bucket, key = archive_url(arn)[len("s3://"):].split("/", 1)
+    answer = encryption if encryption is not None else {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": PRODUCER_KEY}
+    s3_stub.add_response("head_object", {"ContentLength": 1024, **answer}, {"Bucket": bucket, "Key": key})
 
 
 def add_group_exists(stub: Stubber, group: str = GROUP) -> None:
@@ -134,15 +166,20 @@ def add_group_exists(stub: Stubber, group: str = GROUP) -> None:
     )
 
 
-def run(client, *args: str) -> int:
-    """``main`` with ``client`` injected; the factory also checks the region it was asked for."""
+def run(client, *args: str, s3=None) -> int:
+    """``main`` with ``client`` (and ``s3``) injected; the factories also check the region they were asked for."""
     calls = []
 
     def factory(region, profile):
         calls.append((region, profile))
         return client
 
-    code = main(list(args), client_factory=factory)
+    def s3_factory(region, profile):
+        calls.append(("s3", region, profile))
+        assert s3 is not None, "no S3 call for a package of the environment's own account"
+        return s3
+
+    code = main(list(args), client_factory=factory, s3_client_factory=s3_factory)
     run.calls = calls
     return code
 
@@ -499,17 +536,98 @@ def test_command_passes_group_region_and_profile(client, stub, tmp_path):
     assert read_recorded(json.loads(path.read_text(encoding="utf-8")), "dev")["group"] == group
 
 
-def test_command_accepts_a_group_arn(client, stub, tmp_path):
-    group_arn = f"arn:aws:sagemaker:{REGION}:222222222222:model-package-group/{GROUP}"
-    shared = summary(6, 6)
-    shared["ModelPackageArn"] = f"arn:aws:sagemaker:{REGION}:222222222222:model-package/{GROUP}/6"
+def shared_package(version: int = 6) -> tuple[str, dict]:
+    """A group of another account (the producer's) and its approved package ``version``."""
+    group_arn = f"arn:aws:sagemaker:{REGION}:{PRODUCER}:model-package-group/{GROUP}"
+    shared = summary(version, 6)
+    shared["ModelPackageArn"] = f"arn:aws:sagemaker:{REGION}:{PRODUCER}:model-package/{GROUP}/{version}"
     shared["ModelPackageGroupName"] = group_arn
+    return group_arn, shared
+
+
+def test_command_accepts_a_group_arn(client, stub, s3, s3_stub, tmp_path):
+    group_arn, shared = shared_package()
     add_pages(stub, [shared], group=group_arn)
     add_describe(stub, shared["ModelPackageArn"])
+    add_head(s3_stub, shared["ModelPackageArn"])
     path = tmp_path / "cdk.context.json"
-    assert run(client, "--env", "dev", "--group", group_arn, "--context-file", str(path)) == 0
+    assert run(client, "--env", "dev", "--group", group_arn, "--context-file", str(path), s3=s3) == 0
     value = json.loads(path.read_text(encoding="utf-8"))[KEY]
-    assert value["group"] == GROUP and value["arn"].endswith(":222222222222:model-package/mlp-dev-models/6")
+    assert value["group"] == GROUP and value["arn"].endswith(f":{PRODUCER}:model-package/mlp-dev-models/6")
+
+
+def test_a_package_of_another_account_records_what_serving_it_needs(client, stub, s3, s3_stub, tmp_path, capsys):
+    group_arn, shared = shared_package()
+    arn = shared["ModelPackageArn"]
+    add_pages(stub, [shared], group=group_arn)
+    add_describe(stub, arn)
+    add_head(s3_stub, arn)
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--group", group_arn, "--context-file", str(path), s3=s3) == 0
+    assert run.calls == [(REGION, None), ("s3", REGION, None)]
+    value = json.loads(path.read_text(encoding="utf-8"))[KEY]
+    assert {k: value[k] for k in approved_model.SOURCE_KEYS} == {
+        "model_data_url": archive_url(arn),
+        "model_data_key_arn": PRODUCER_KEY,
+        "drift_baseline_url": PROFILE,  # DriftCheckBaselines.ModelDataQuality.Statistics, what the drift check reads
+    }
+    assert read_recorded({KEY: value}, "dev") == value
+    assert f"archive {archive_url(arn)} with key {PRODUCER_KEY}" in capsys.readouterr().out
+
+
+def test_a_package_of_the_environments_account_needs_no_s3_call(client, stub, tmp_path):
+    add_pages(stub, [summary(2, 2)])
+    add_describe(stub, package_arn(2))
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--context-file", str(path)) == 0
+    assert not set(approved_model.SOURCE_KEYS) & set(json.loads(path.read_text(encoding="utf-8"))[KEY])
+
+
+@pytest.mark.parametrize(
+    ("encryption", "problem"),
+    [({"ServerSideEncryption": "AES256"}, "is not encrypted with a KMS key"),
+     ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/x"}, "is not encrypted with a KMS key")],
+)  # fmt: skip
+def test_a_foreign_archive_without_a_kms_key_exits_2(client, stub, s3, s3_stub, tmp_path, capsys, encryption, problem):
+    group_arn, shared = shared_package()
+    add_pages(stub, [shared], group=group_arn)
+    add_describe(stub, shared["ModelPackageArn"])
+    add_head(s3_stub, shared["ModelPackageArn"], encryption)
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--group", group_arn, "--context-file", str(path), s3=s3) == 2
+    assert problem in capsys.readouterr().err and not path.exists()
+
+
+def test_a_foreign_archive_we_may_not_read_exits_2_naming_the_sharing_setting(client, stub, s3, s3_stub, tmp_path, capsys):
+    group_arn, shared = shared_package()
+    add_pages(stub, [shared], group=group_arn)
+    add_describe(stub, shared["ModelPackageArn"])
+    bucket, key = archive_url(shared["ModelPackageArn"])[len("s3://"):].split("/", 1)
+    s3_stub.add_client_error("head_object", "403", "Forbidden", 403, expected_params={"Bucket": bucket, "Key": key})
+    path = tmp_path / "cdk.context.json"
+    assert run(client, "--env", "dev", "--group", group_arn, "--context-file", str(path), s3=s3) == 2
+    err = capsys.readouterr().err
+    assert "Forbidden" in err and "pipeline.registry_shared_with_accounts" in err and not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [("model_data_url", "https://x/y", "model_data_url: got 'https://x/y'; allowed: an s3:// URI"),
+     ("model_data_key_arn", "alias/mlp-dev/models", "model_data_key_arn: got 'alias/mlp-dev/models'; allowed: a KMS key ARN"),
+     ("drift_baseline_url", 7, "drift_baseline_url: got 7; allowed: an s3:// URI")],
+)  # fmt: skip
+def test_malformed_cross_account_keys_name_the_key(key, value, problem):
+    with pytest.raises(ValueError, match="malformed") as caught:
+        read_recorded({KEY: {**recorded(1, 1), key: value}}, "dev")
+    assert problem in str(caught.value)
+
+
+def test_a_cross_account_record_must_say_where_the_archive_is():
+    foreign = {**recorded(1, 1), "arn": f"arn:aws:sagemaker:{REGION}:{PRODUCER}:model-package/{GROUP}/1"}
+    assert approved_model.missing_for_account(foreign, ACCOUNT) == ["model_data_url", "model_data_key_arn"]
+    assert approved_model.missing_for_account({**foreign, "model_data_url": "s3://b/k", "model_data_key_arn": PRODUCER_KEY}, ACCOUNT) == []
+    assert approved_model.missing_for_account(foreign, PRODUCER) == []
+    assert approved_model.missing_for_account(foreign, None) == [], "the sandbox serves its own account's packages"
 
 
 def test_group_arn_in_another_region_is_refused(client, tmp_path, capsys):

@@ -308,3 +308,44 @@ def test_pipeline_defaults_match_the_reference_settings():
 )
 def test_bad_studio_settings(tmp_path, text, key, allowed):
     assert_rejected(tmp_path, text, key, allowed)
+
+
+# --- Git repositories Studio must reach from the VPC ------------------------------------------------------
+
+EXISTING_VPC = """\
+network:
+  existing_vpc: {vpc_id: vpc-0a1b2c3d4e5f60718, subnet_ids: [subnet-0a1b2c3d4e5f60711],
+                 availability_zones: [eu-west-1a], route_table_ids: [rtb-0a1b2c3d4e5f60733]}
+"""
+
+
+@pytest.mark.parametrize(
+    "url", ["https://github.com/org/repo.git", "https://gitlab.com/org/repo.git", "https://bitbucket.org/org/repo.git",
+            "https://GitHub.com:443/org/repo.git", "https://www.github.com/org/repo.git"],
+)  # fmt: skip
+def test_public_git_hosts_need_nat_in_a_new_vpc(tmp_path, url):
+    assert_rejected(tmp_path, f"studio: {{git_repositories: ['{url}']}}\n", "studio.git_repositories", "nat_gateways of 1 or more")
+
+
+def test_public_git_hosts_with_nat_or_without_studio_are_accepted_quietly(tmp_path):
+    github = "studio: {git_repositories: ['https://github.com/org/repo.git']%s}\n"
+    with_nat = "network: {new_vpc: {az_count: 1, nat_gateways: 1}}\n" + github % ""
+    without_studio = github % ", enabled: false"
+    for name, text in (("nat", with_nat), ("nostudio", without_studio)):
+        config = load_config(name, config_dir=write_env(tmp_path, name, VALID + text))
+        assert config.git_reachability_warnings() == []
+
+
+def test_git_hosts_studio_may_not_reach_are_said_at_synth(tmp_path):
+    existing = load_config("existing", config_dir=write_env(
+        tmp_path, "existing", VALID + EXISTING_VPC + "studio: {git_repositories: ['https://github.com/org/a.git']}\n"))  # fmt: skip
+    (warning,) = existing.git_reachability_warnings()
+    assert "https://github.com/org/a.git" in warning and "vpc-0a1b2c3d4e5f60718 routes to it" in warning
+    private = load_config("private", config_dir=write_env(
+        tmp_path, "private", VALID + "studio: {git_repositories: ['https://git.corp.example/ml/a.git']}\n"))  # fmt: skip
+    (warning,) = private.git_reachability_warnings()
+    assert "no NAT gateway" in warning and "git.corp.example is inside the VPC" in warning
+    # A host inside an existing VPC is its owner's business: nothing to say.
+    internal = load_config("internal", config_dir=write_env(
+        tmp_path, "internal", VALID + EXISTING_VPC + "studio: {git_repositories: ['https://git.corp.example/ml/a.git']}\n"))  # fmt: skip
+    assert internal.git_reachability_warnings() == []

@@ -210,7 +210,8 @@ def test_shared_accounts_can_fetch_the_artifacts_registered_packages_point_to(ex
     (shared,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "SharedAccountsRead"]
     assert json.dumps(shared["Principal"]).count("222222222222") == 1
     assert shared["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
-    assert shared["Resource"]["Fn::Join"][1][-1] == "/mlp-dev-model-build/*/model/*"
+    # What packages point to: model artifacts (endpoints) and the feature profile (drift checks), not the data.
+    assert sorted(r["Fn::Join"][1][-1] for r in shared["Resource"]) == ["/mlp-dev-model-build/*/baseline/*", "/mlp-dev-model-build/*/model/*"]
     key_id = next(k for k in resources_of(t, "AWS::KMS::Key") if k.startswith("ModelsKey"))
     statements = resources_of(t, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]
     (decrypt,) = [s for s in statements if s.get("Sid") == "SharedAccountsDecryptViaS3"]

@@ -266,6 +266,48 @@ def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
     assert target["ResourceId"] == "endpoint/mlp-sandbox-multi-model/variant/AllTraffic"
 
 
+def test_multi_model_container_downloads_its_handlers_from_the_stacks_region(t):
+    (container,) = properties(t, "AWS::SageMaker::Model", "MultiModel")["Containers"]
+    # Hosting sets no AWS_REGION; without SAGEMAKER_REGION the download goes to the global S3 endpoint.
+    assert container["Environment"]["SAGEMAKER_REGION"] == {"Ref": "AWS::Region"}
+
+
+def test_multi_model_runs_in_its_own_group_that_reaches_only_s3_and_the_service_endpoints(serving, t):
+    model = properties(t, "AWS::SageMaker::Model", "MultiModel")
+    group_id = logical_id(t, "AWS::EC2::SecurityGroup", "MultiModelSecurityGroup")
+    assert model["VpcConfig"]["SecurityGroupIds"] == [{"Fn::GetAtt": [group_id, "GroupId"]}]
+    group = t["Resources"][group_id]["Properties"]
+    assert "SecurityGroupIngress" not in group and "SecurityGroupEgress" not in group
+    assert not [r for r in resources_of(t, "AWS::EC2::SecurityGroupIngress").values()
+                if r["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}], "nothing may connect to it"  # fmt: skip
+    egress = [r["Properties"] for r in resources_of(t, "AWS::EC2::SecurityGroupEgress").values()
+              if r["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}]  # fmt: skip
+    assert {(e["IpProtocol"], e["FromPort"], e["ToPort"]) for e in egress} == {("tcp", 443, 443)}
+    lookup_id = logical_id(t, "Custom::AWS", "MultiModelSecurityGroupS3PrefixList")
+    assert len(egress) == 2 and not any("CidrIp" in e or "CidrIpv6" in e for e in egress)
+    (to_s3,) = [e for e in egress if "DestinationPrefixListId" in e]
+    assert to_s3["DestinationPrefixListId"] == {"Fn::GetAtt": [lookup_id, "PrefixLists.0.PrefixListId"]}
+    (to_endpoints,) = [e for e in egress if "DestinationSecurityGroupId" in e]
+    assert "EndpointSecurityGroup" in output_of(to_endpoints["DestinationSecurityGroupId"])
+    # The interface endpoints admit it (the rule lives here: the network stack must not depend on serving).
+    (admit,) = [r["Properties"] for r in resources_of(t, "AWS::EC2::SecurityGroupIngress").values()
+                if r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [group_id, "GroupId"]}]  # fmt: skip
+    assert admit["GroupId"] == to_endpoints["DestinationSecurityGroupId"] and (admit["FromPort"], admit["ToPort"]) == (443, 443)
+    # The rules exist before the model (and so its endpoint's containers) does.
+    rules = [k for k, r in t["Resources"].items()
+             if r["Type"] in ("AWS::EC2::SecurityGroupEgress", "AWS::EC2::SecurityGroupIngress") and k.startswith("MultiModelSecurityGroup")]  # fmt: skip
+    model_id = logical_id(t, "AWS::SageMaker::Model", "MultiModel")
+    assert len(rules) == 3 and set(rules) <= set(t["Resources"][model_id]["DependsOn"])
+    # The prefix list id is looked up at deploy time by name, for the stack's region.
+    parts = t["Resources"][lookup_id]["Properties"]["Create"]["Fn::Join"][1]
+    call = json.loads("".join("REGION" if part == {"Ref": "AWS::Region"} else part for part in parts))
+    assert (call["service"], call["action"]) == ("EC2", "describeManagedPrefixLists")
+    assert call["parameters"] == {"Filters": [{"Name": "prefix-list-name", "Values": ["com.amazonaws.REGION.s3"]}]}
+    # The workload group (all TCP between Studio apps and jobs) stays with the isolated model only.
+    approved = properties(t, "AWS::SageMaker::Model", "ApprovedModel")
+    assert "WorkloadSecurityGroup" in output_of(approved["VpcConfig"]["SecurityGroupIds"][0])
+
+
 def test_multi_model_role_reads_its_prefix_of_the_models_bucket_only(foundation_json):
     statements = role_statements(foundation_json, "MultiModelRole")
     reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
@@ -464,3 +506,79 @@ def test_rollouts_and_instance_types_sagemaker_would_reject_are_clear_errors(tmp
 def test_drift_features_need_a_capturing_realtime_endpoint(tmp_path, switch):
     message = config_error(tmp_path, f"serving: {{realtime: {{data_capture_percentage: 0}}}}\nmonitoring: {{{switch}}}\n")
     assert "is true but the real-time endpoint captures no traffic" in message
+
+
+# --- a package registered in another account ------------------------------------------------------------
+
+PRODUCER = "111111111111"  # dev registers, prod (222222222222) serves: dev.yaml shares its registry with prod
+PRODUCER_ARN = f"arn:aws:sagemaker:eu-west-1:{PRODUCER}:model-package/mlp-dev-models/3"
+PRODUCER_KEY = f"arn:aws:kms:eu-west-1:{PRODUCER}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+RUN = "mlp-dev-foundation-modelbucket/mlp-dev-model-build/exec-1"
+FOREIGN_PACKAGE = {
+    "arn": PRODUCER_ARN, "version": 3, "group": "mlp-dev-models", "creation_time": "2026-11-20T09:30:00Z",
+    "model_data_url": f"s3://{RUN}/model/job/output/model.tar.gz",
+    "model_data_key_arn": PRODUCER_KEY,
+    "drift_baseline_url": f"s3://{RUN}/baseline/baseline.json",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prod_serving(tmp_path_factory):
+    from tests.conftest import approved_context, synthesize
+
+    return synthesize(tmp_path_factory.mktemp("cdk.out.prod-serving"), "prod", context=approved_context("prod", FOREIGN_PACKAGE))
+
+
+def _serving_role_statements(template_json: dict, role_import: str) -> list[dict]:
+    """Statements the serving stack adds to an imported foundation role (policies named after the import)."""
+    return [st for p in resources_of(template_json, "AWS::IAM::Policy").values() if f"Serving{role_import}" in p["Properties"]["PolicyName"]
+            for st in p["Properties"]["PolicyDocument"]["Statement"]]  # fmt: skip
+
+
+def test_a_package_of_another_account_is_served_with_reads_on_the_producers_side(prod_serving):
+    t = prod_serving.template_json("Serving")
+    describe = {"Action": "sagemaker:DescribeModelPackage", "Effect": "Allow", "Resource": PRODUCER_ARN}
+    decrypt = {"Action": "kms:Decrypt", "Effect": "Allow", "Resource": PRODUCER_KEY,
+               "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}}  # fmt: skip
+
+    def read(url: str) -> dict:
+        return {"Action": "s3:GetObject", "Effect": "Allow", "Resource": f"arn:aws:s3:::{url[len('s3://'):]}"}
+
+    model = _serving_role_statements(t, "ModelRole")
+    for statement in (describe, decrypt, read(FOREIGN_PACKAGE["model_data_url"])):
+        assert statement in model, statement
+    monitoring = _serving_role_statements(t, "MonitoringJobRole")
+    for statement in (describe, decrypt, read(FOREIGN_PACKAGE["drift_baseline_url"])):
+        assert statement in monitoring, statement
+    # Exactly those objects of the producer's bucket: nothing else of it, no listing.
+    foreign = [st for st in model + monitoring if "mlp-dev-foundation-modelbucket" in json.dumps(st)]
+    assert len(foreign) == 2
+
+
+def test_a_package_of_the_environments_own_account_gets_no_cross_account_grants(serving):
+    t = serving.template_json("Serving")
+    assert _serving_role_statements(t, "ModelRole"), "the helper finds the serving stack's policies"
+    assert "kms:ViaService" not in json.dumps(_serving_role_statements(t, "ModelRole"))
+    assert not _serving_role_statements(t, "MonitoringJobRole")
+
+
+@pytest.mark.parametrize(
+    ("drop", "model_monitor", "message"),
+    [(("model_data_url", "model_data_key_arn"), False, "the record lacks model_data_url, model_data_key_arn"),
+     (("model_data_key_arn",), False, "the record lacks model_data_key_arn (where its archive is"),
+     ((), True, "Model Monitor's baseline lives in that account's reports bucket")],
+)  # fmt: skip
+def test_a_package_of_another_account_without_what_it_needs_is_a_clear_error(tmp_path, drop, model_monitor, message):
+    import yaml
+
+    from config.loader import DEFAULT_CONFIG_DIR
+    from tests.conftest import approved_context
+
+    prod = yaml.safe_load((DEFAULT_CONFIG_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    prod["monitoring"]["model_monitor"] = {"enabled": model_monitor}
+    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(prod), encoding="utf-8")
+    package = {k: v for k, v in FOREIGN_PACKAGE.items() if k not in drop}
+    app = make_app(outdir=str(tmp_path / "out"), context={**cdk_json_context(recorded=False), "env": "prod", **approved_context("prod", package)})
+    with pytest.raises(ConfigError, match="context key 'ml-platform:prod:approved-model-package'") as caught:
+        build_app(app, config_dir=tmp_path)
+    assert message in str(caught.value) and f"belongs to account {PRODUCER}" in str(caught.value)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Annotations, Match
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from app import cdk_json_context
@@ -82,11 +83,26 @@ def test_sharing_settings_follow_config(studio, dev_studio):
     assert "DataKey" in output_of(dev["S3KmsKeyId"])
 
 
-def test_apps_get_the_configured_instance_git_and_idle_timeout(dev_studio):
+def test_apps_get_the_configured_instance_and_idle_timeout(dev_studio):
     settings = only(dev_studio, "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]["JupyterLabAppSettings"]
     assert settings["DefaultResourceSpec"] == {"InstanceType": "ml.t3.large"}
-    assert settings["CodeRepositories"] == [{"RepositoryUrl": "https://github.com/example-org/ml-experiments.git"}]
     assert settings["AppLifecycleManagement"]["IdleSettings"]["IdleTimeoutInMinutes"] == 180
+    # The example is VPC-only: it offers no repository Studio could not clone.
+    assert settings.get("CodeRepositories", []) == []
+
+
+def test_git_repositories_are_offered_and_an_unreachable_one_is_said_at_synth(tmp_path):
+    url = "https://github.com/example-org/ml-experiments.git"
+    (tmp_path / "dev.yaml").write_text(
+        (Path(__file__).parent.parent / "config" / "environments" / "prod.yaml").read_text().replace("account: \"222222222222\"", "account: \"111111111111\"")
+        + f"studio: {{git_repositories: ['{url}']}}\n",
+        encoding="utf-8",
+    )
+    stage = PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "G", config=load_config("dev", config_dir=tmp_path))
+    settings = only(template_of(stage.studio), "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
+    assert settings["JupyterLabAppSettings"]["CodeRepositories"] == [{"RepositoryUrl": url}]
+    (warning,) = Annotations.from_stack(stage.studio).find_warning("*", Match.string_like_regexp("git_repositories"))
+    assert url in warning.entry.data and "routes to it (NAT gateway or proxy)" in warning.entry.data
 
 
 def test_one_profile_per_person_with_the_personas_role(dev_studio):
