@@ -4,6 +4,7 @@
 #   make local-run [DATA=file.csv TARGET=column]   run the pipeline's real step scripts locally (no AWS, no Docker)
 #   make bench              set up, then run the benchmarks (synth time, preprocessing throughput,
 #                           inference latency)
+#   make definitions        record the shipped environments' pipeline definitions (commit them)
 #   make lint [ENV=name]    synthesize, then run cfn-lint on every template
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
 #   make approved-model ENV=name [GROUP=name-or-arn]   record the group's newest Approved model package
@@ -22,7 +23,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth lint test local-run bench diff deploy approved-model lock clean
+.PHONY: setup setup-dev synth lint test local-run bench definitions diff deploy approved-model lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -57,6 +58,11 @@ test: setup-dev
 
 local-run: setup-dev
 	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET))
+
+# Re-record the shipped environments' pipeline definitions after changing pipeline code or an environment
+# (the tests fail while a recorded definition is stale); review and commit pipeline_code/definitions/recorded/.
+definitions: setup-dev
+	$(PY) scripts/record_definitions.py
 
 bench: setup-dev
 	$(PY) benchmarks/synth_time.py

@@ -1,14 +1,17 @@
-"""What the embedded pipeline definitions share: a file cache (building one imports the SageMaker SDK,
-1.5 s) and the placeholders for roles and subnets."""
+"""What the embedded pipeline definitions share: the committed definitions of the shipped environments and a
+file cache for the rest (building one imports the SageMaker SDK, 2 s), and the placeholders for roles and
+subnets."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,15 +65,75 @@ def cache_key(*, arguments: dict, sources: list[Path]) -> str:
     return digest.hexdigest()
 
 
+# The definitions the shipped environments use, built once and committed like code (``make definitions``):
+# a fresh clone, CI and the delivery pipeline's synth use them without importing the SageMaker SDK. Each is
+# ``<pipeline name>.json`` (indented for review), listed in ``index.json`` with its cache key and digest.
+RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One definition a synth used, as ``make definitions`` records it."""
+
+    key: str
+    definition: str
+    arguments: dict
+    sources: tuple[str, ...]
+
+
+# Set by ``scripts/record_definitions.py`` while it builds the shipped environments: every definition used.
+recording: dict[str, Recording] | None = None
+
+
+def canonical(definition_text: str) -> str:
+    """The compact form the builders emit (``pipeline.definition_json``), from either form."""
+    return json.dumps(json.loads(definition_text), sort_keys=True, separators=(",", ":"))
+
+
+def digest(definition: str) -> str:
+    return hashlib.sha256(definition.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def recorded_index() -> dict[str, dict]:
+    """``{pipeline name: {"key", "sha256", "arguments", "sources"}}`` of the committed definitions."""
+    index = RECORDED_DIR / "index.json"
+    return json.loads(index.read_text(encoding="utf-8")) if index.is_file() else {}
+
+
+def _recorded(name: str | None, key: str) -> str | None:
+    entry = recorded_index().get(name or "")
+    if entry is None or entry["key"] != key:
+        return None
+    definition = canonical((RECORDED_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    if digest(definition) != entry["sha256"]:
+        raise ValueError(f"{RECORDED_DIR / name}.json was edited by hand: run `make definitions` to record it again")
+    return definition
+
+
 def cached_build(*, cache_dir: Path | None, arguments: dict, sources: list[Path], build: Callable[[], str]) -> str:
-    """``build()``, or an earlier result stored in ``cache_dir`` for the same inputs (``cache_key``).
+    """``build()``, or an earlier result for the same inputs (``cache_key``): the committed one in
+    ``RECORDED_DIR`` for the pipeline of that name, else one stored in ``cache_dir``.
 
     A stale entry cannot be used; builds are deterministic, so a hit is byte-identical to a
     rebuild. Without ``cache_dir`` it always builds.
     """
     if cache_dir is None:
         return build()
-    entry = cache_dir / f"{cache_key(arguments=arguments, sources=sources)}.json"
+    key = cache_key(arguments=arguments, sources=sources)
+    definition = _recorded(arguments.get("pipeline_name"), key) or _cached(cache_dir, key, build)
+    if recording is not None:
+        recording[arguments["pipeline_name"]] = Recording(
+            key=key,
+            definition=definition,
+            arguments=json.loads(json.dumps(arguments, sort_keys=True, default=_jsonable)),
+            sources=tuple(str(source.relative_to(PIPELINE_CODE.parent)) for source in sources),
+        )
+    return definition
+
+
+def _cached(cache_dir: Path, key: str, build: Callable[[], str]) -> str:
+    entry = cache_dir / f"{key}.json"
     if entry.is_file():
         return entry.read_text(encoding="utf-8")
     definition = build()
