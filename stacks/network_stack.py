@@ -16,7 +16,8 @@ class NetworkStack(cdk.Stack):
 
     :param network: the environment's ``network`` configuration.
     :param resource_prefix: prefix for the log group and key alias (``mlp-<env>``).
-    :param removal_policy: for the logs key and the flow-log group. Default: ``RETAIN``.
+    :param removal_policy: for the logs key and the flow-log group. Default: ``RETAIN_ON_UPDATE_OR_DELETE``
+        (the log group's name is fixed: a copy left by a rolled-back create would block the retry).
     """
 
     @property
@@ -31,7 +32,7 @@ class NetworkStack(cdk.Stack):
         *,
         network: NetworkConfig,
         resource_prefix: str,
-        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         **kwargs,
     ) -> None:
         self._configured_azs = _configured_azs(network)
