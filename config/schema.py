@@ -384,6 +384,8 @@ STUDIO_INSTANCE_TYPES = tuple(
     for size in sizes
 )
 PERSONAS = ("data_scientist", "lead")
+# Studio's 63-character space name less the hash suffix the platform adds (ml_constructs.studio_domain).
+MAX_SPACE_NAME_LENGTH = 52
 USER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 LIFECYCLE_CONFIG_ARN_PATTERN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:studio-lifecycle-config/[A-Za-z0-9\-]+$")
 GIT_URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/\S+$")
@@ -412,8 +414,11 @@ class SharedSpace(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not USER_NAME_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a valid space name; allowed: 1-63 letters, digits and '-'")
+        if not USER_NAME_PATTERN.match(value) or len(value) > MAX_SPACE_NAME_LENGTH:
+            raise ValueError(
+                f"{value!r} is not a valid space name; allowed: 1-{MAX_SPACE_NAME_LENGTH} letters, digits and '-', "
+                "starting and ending with a letter or digit (the space's own name adds '-' and a 10-character hash)"
+            )
         return value
 
 

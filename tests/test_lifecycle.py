@@ -3,9 +3,13 @@ perform, cross-stack values that reach their consumers."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from tests.cfn_schemas import explicit_names
+from tests.cfn_schemas import create_only, explicit_names, value_at
+from tests.conftest import MODEL_MONITOR_CHANGES, MODEL_MONITOR_PACKAGE, approved_context, merged, synthesize_changed
 
 RETAIN_EXCEPT_ON_CREATE = "RetainExceptOnCreate"
 
@@ -47,3 +51,148 @@ def test_fixed_name_resources_kept_on_delete_are_deleted_when_their_create_rolls
         assert all(
             env_synth.template_json(stack)["Resources"][lid].get("UpdateReplacePolicy") == "Retain" for (stack, _, lid) in kept
         )
+
+
+# --- updates CloudFormation can perform -------------------------------------------------------------------
+
+
+def references(value) -> set[str]:
+    """Logical ids a template value reads (Ref, Fn::GetAtt, and ${Name} inside Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if "Ref" in value:
+            found.add(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else target.split(".")[0])
+        if "Fn::Sub" in value:
+            body = value["Fn::Sub"][0] if isinstance(value["Fn::Sub"], list) else value["Fn::Sub"]
+            found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", body)}
+        for item in value.values():
+            found |= references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    return found
+
+
+def replaced_resources(before: dict, after: dict) -> dict[str, list[str]]:
+    """Logical id -> why CloudFormation replaces it: a create-only property changes, in its text or
+    through a reference to a replaced resource (whose new physical id then flows into it)."""
+    old, new = before["Resources"], after["Resources"]
+    common = [lid for lid in new if lid in old and old[lid]["Type"] == new[lid]["Type"]]
+    replaced: dict[str, list[str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for lid in common:
+            if lid in replaced:
+                continue
+            resource_type, props_old, props_new = new[lid]["Type"], old[lid].get("Properties", {}), new[lid].get("Properties", {})
+            why = []
+            for path in create_only(resource_type):
+                a, b = value_at(props_old, path), value_at(props_new, path)
+                if a != b:
+                    why.append(f"{'/'.join(path)} changes")
+                elif replaced.keys() & references(b):
+                    why.append(f"{'/'.join(path)} reads replaced {sorted(replaced.keys() & references(b))}")
+            if why:
+                replaced[lid] = why
+                changed = True
+    return replaced
+
+
+def impossible_updates(before: dict, after: dict) -> list[str]:
+    """Updates CloudFormation cannot perform: a named resource replaced under the same name, or a name
+    moving to another logical id (CloudFormation creates the new resource before deleting the old)."""
+    old, new = before["Resources"], after["Resources"]
+    problems = []
+    for lid, why in sorted(replaced_resources(before, after).items()):
+        names = explicit_names(new[lid])
+        if names and names == explicit_names(old[lid]):
+            problems.append(f"{lid} ({new[lid]['Type']}) keeps its name {list(names.values())} while {'; '.join(why)}")
+    old_names = {(r["Type"], json.dumps(n, sort_keys=True)): lid for lid, r in old.items() for n in explicit_names(r).values()}
+    for lid, resource in sorted(new.items()):
+        for name in explicit_names(resource).values():
+            previous = old_names.get((resource["Type"], json.dumps(name, sort_keys=True)))
+            if previous is not None and previous != lid and previous not in new:
+                problems.append(f"{lid} ({resource['Type']}) takes the name {name} of {previous}, deleted only after it is created")
+    return problems
+
+
+# Realistic changes to a running environment, from the dev example with serving and Model Monitor on
+# (the session's ``model_monitor`` synth). Independent changes share a synth.
+PEOPLE_AND_CONTACTS = {
+    "studio": {
+        "users": [{"name": "alice", "persona": "data_scientist"}, {"name": "carol", "persona": "lead"}],  # bob leaves
+        "shared_spaces": [{"name": "team-space", "owner": "carol"}],
+        "default_instance_type": "ml.t3.xlarge",
+        "idle_timeout_minutes": 240,
+        "mlflow": {"enabled": True, "size": "Large"},
+    },
+    "pipeline": {"notification_emails": ["ml-platform@example.com", "ml-leads@example.com"]},
+    "monitoring": {"notification_emails": ["ml-oncall@example.com"], "budget": {"forecast_alert_percent": 90}},
+    "tags": {"CostCenter": "ml-research", "Team": "churn"},
+}
+SETTINGS_AND_SIZES = {
+    "pipeline": {
+        "processing_instance_type": "ml.m5.2xlarge",
+        "training_instance_type": "ml.c5.2xlarge",
+        "accuracy_threshold": 0.8,
+        "schedule": "rate(14 days)",
+    },
+    "serving": {
+        "realtime": {"instance_type": "ml.c5.large", "data_capture_percentage": 25, "scaling": {"min_capacity": 1, "max_capacity": 6}},
+        "asynchronous": {"scaling": {"min_capacity": 0, "max_capacity": 4}},
+        "batch": {"instance_type": "ml.m5.xlarge", "schedule": "cron(30 5 * * ? *)"},
+    },
+    "monitoring": {
+        "alarms": {"server_error_rate_percent": 2, "model_latency_p99_ms": 300, "invocations_absent_minutes": 30},
+        "budget": {"monthly_limit_usd": 750, "actual_alert_percent": 110},
+        "drift_check": {"schedule": "rate(2 hours)", "psi_threshold": 0.25, "instance_type": "ml.m5.xlarge"},
+        "model_monitor": {"instance_type": "ml.m5.2xlarge"},
+    },
+}
+
+
+@pytest.fixture(scope="module", params=["people_and_contacts", "settings_and_sizes"])
+def changed(request, tmp_path_factory):
+    changes = {"people_and_contacts": PEOPLE_AND_CONTACTS, "settings_and_sizes": SETTINGS_AND_SIZES}[request.param]
+    return synthesize_changed(
+        tmp_path_factory.mktemp(f"cdk.out.{request.param}"),
+        tmp_path_factory.mktemp(f"config.{request.param}"),
+        "dev",
+        merged(MODEL_MONITOR_CHANGES, changes),
+        context=approved_context("dev", MODEL_MONITOR_PACKAGE),
+    )
+
+
+def test_realistic_config_changes_need_no_replacement_under_the_same_name(model_monitor, changed):
+    problems, changed_stacks = {}, 0
+    for stack_id in model_monitor.stack_ids:
+        before, after = model_monitor.template_json(stack_id), changed.template_json(stack_id)
+        changed_stacks += before != after
+        if found := impossible_updates(before, after):
+            problems[stack_id] = found
+    assert changed_stacks >= 3
+    assert not problems
+
+
+def test_the_replacement_check_finds_a_name_kept_across_a_create_only_change():
+    def budget(percent: float, name: str) -> dict:
+        return {"Resources": {"B": {"Type": "AWS::Budgets::Budget", "Properties": {
+            "Budget": {"BudgetName": name}, "NotificationsWithSubscribers": [{"Notification": {"Threshold": percent}}]}}}}  # fmt: skip
+
+    assert impossible_updates(budget(80, "fixed"), budget(90, "fixed"))
+    assert not impossible_updates(budget(80, "fixed-1"), budget(90, "fixed-2"))
+
+    def space(owner: str, domain: str) -> dict:
+        return {"Resources": {
+            "D": {"Type": "AWS::SageMaker::Domain", "Properties": {"DomainName": "d", "KmsKeyId": domain}},
+            "S": {"Type": "AWS::SageMaker::Space", "Properties": {"DomainId": {"Fn::GetAtt": ["D", "DomainId"]}, "SpaceName": "s",
+                                                                  "OwnershipSettings": {"OwnerUserProfileName": owner}}}}}  # fmt: skip
+
+    # A replaced domain replaces the space in it (a new DomainId), even though the space's text is unchanged.
+    assert [p.split(" ")[0] for p in impossible_updates(space("a", "k1"), space("a", "k2"))] == ["D", "S"]
+    moved = {"Resources": {"Other": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/x"}}}}
+    assert impossible_updates({"Resources": {"Old": moved["Resources"]["Other"]}}, moved)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -103,7 +104,8 @@ def test_one_profile_per_person_with_the_personas_role(dev_studio):
 def test_shared_spaces_come_from_config(studio, dev_studio):
     assert not resources_of(studio, "AWS::SageMaker::Space")
     _, space = only(dev_studio, "AWS::SageMaker::Space")
-    assert space["Properties"]["SpaceName"] == "team-space"
+    assert re.fullmatch(r"team-space-[0-9a-f]{10}", space["Properties"]["SpaceName"])
+    assert space["Properties"]["SpaceDisplayName"] == "team-space"
     assert space["Properties"]["SpaceSharingSettings"] == {"SharingType": "Shared"}
     assert space["Properties"]["OwnershipSettings"] == {"OwnerUserProfileName": "alice"}
 
@@ -270,3 +272,11 @@ def test_execution_roles_can_work_in_the_domain_and_accept_source_identity(dev_s
         trust = next(r for k, r in resources_of(foundation, "AWS::IAM::Role").items() if k.startswith(role))
         actions = {a for s in trust["Properties"]["AssumeRolePolicyDocument"]["Statement"] for a in as_list(s["Action"])}
         assert actions == {"sts:AssumeRole", "sts:SetSourceIdentity"}, role
+
+
+def test_space_names_the_config_allows_fit_studio_after_the_hash_suffix():
+    from config.schema import MAX_SPACE_NAME_LENGTH
+    from ml_constructs.studio_domain import MAX_SPACE_DISPLAY_NAME_LENGTH, space_name
+
+    assert MAX_SPACE_NAME_LENGTH == MAX_SPACE_DISPLAY_NAME_LENGTH
+    assert len(space_name("s" * MAX_SPACE_NAME_LENGTH, {"ownerUserProfileName": "a"})) == 63
