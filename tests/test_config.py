@@ -201,7 +201,7 @@ def test_retention_must_be_a_cloudwatch_period(tmp_path):
 def test_bad_tags(tmp_path):
     assert "tags.CostCenter: got 42 (int)" in error_for(tmp_path, VALID + "tags:\n  CostCenter: 42\n")
     message = error_for(tmp_path, VALID + "tags:\n  'aws:owner': me\n")
-    assert "tags: tag key 'aws:owner' is invalid" in message and "not starting with 'aws:'" in message
+    assert "tags: tag key 'aws:owner' is reserved" in message and "not starting with 'aws:'" in message
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
