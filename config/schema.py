@@ -312,14 +312,20 @@ def sagemaker_instance_types(shape: str) -> tuple[str, ...]:
     return tuple(botocore.session.get_session().get_service_model("sagemaker").shape_for(shape).enum)
 
 
-def _check_instance_type(value: str, kind: str) -> str:
-    """An instance type SageMaker accepts for jobs of ``kind`` (a key of ``INSTANCE_KINDS``)."""
+def _has_instance_storage(value: str) -> bool:
+    return bool(INSTANCE_STORAGE_FAMILY.match(value.split(".")[1]))
+
+
+def _check_instance_type(value: str, kind: str, *, volume_key: bool = False) -> str:
+    """An instance type SageMaker accepts for jobs of ``kind`` (a key of ``INSTANCE_KINDS``); with
+    ``volume_key``, one whose storage volume takes the platform's KMS key (no local NVMe storage)."""
     if not INSTANCE_TYPE_PATTERN.match(value):
         raise ValueError(f"{value!r} is not a SageMaker instance type; allowed: names like 'ml.m5.xlarge'")
     shape, what = INSTANCE_KINDS[kind]
     offered = sagemaker_instance_types(shape)
     if value not in offered:
-        close = difflib.get_close_matches(value, offered, n=3, cutoff=0.8) or ["ml.m5.large", "ml.m5.xlarge"]
+        usable = [t for t in offered if not (volume_key and _has_instance_storage(t))]
+        close = difflib.get_close_matches(value, usable, n=3, cutoff=0.8) or ["ml.m5.large", "ml.m5.xlarge"]
         raise ValueError(
             f"{value!r} is not an instance type SageMaker offers for {what}; "
             f"allowed: one of the {len(offered)} types of its {shape} list, such as {', '.join(close)}"
@@ -333,8 +339,8 @@ INSTANCE_STORAGE_FAMILY = re.compile(r"^(\w+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|tr
 
 def _check_volume_encryptable(value: str, kind: str) -> str:
     """An instance type for ``kind`` whose storage volume takes the platform's KMS key (no local NVMe storage)."""
-    _check_instance_type(value, kind)
-    if INSTANCE_STORAGE_FAMILY.match(value.split(".")[1]):
+    _check_instance_type(value, kind, volume_key=True)
+    if _has_instance_storage(value):
         raise ValueError(
             f"{value!r} has local NVMe instance storage, which takes no customer-managed KMS key; "
             "allowed: instance types with EBS storage, such as 'ml.m5.large' or 'ml.c5.xlarge'"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.cfn_schemas import create_only, explicit_names, value_at
-from tests.conftest import MODEL_MONITOR_CHANGES, MODEL_MONITOR_PACKAGE, approved_context, merged, synthesize_changed
+from tests.conftest import MODEL_MONITOR_CHANGES, MODEL_MONITOR_PACKAGE, approved_context, merged, synthesize, synthesize_changed
 
 RETAIN_EXCEPT_ON_CREATE = "RetainExceptOnCreate"
 
@@ -196,3 +199,32 @@ def test_the_replacement_check_finds_a_name_kept_across_a_create_only_change():
     assert [p.split(" ")[0] for p in impossible_updates(space("a", "k1"), space("a", "k2"))] == ["D", "S"]
     moved = {"Resources": {"Other": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/x"}}}}
     assert impossible_updates({"Resources": {"Old": moved["Resources"]["Other"]}}, moved)
+
+
+# --- names at their longest ---------------------------------------------------------------------------------
+
+LONGEST_ENV = "a" * 19 + "z"
+
+
+def test_names_at_their_longest_still_make_valid_aws_names(tmp_path):
+    """The longest environment, user, space and endpoint names the config accepts give names every
+    resource accepts (cfn-lint checks each name property against its pattern and length)."""
+    user = "u" * 62 + "1"
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / f"{LONGEST_ENV}.yaml").write_text(
+        json.dumps({
+            "account": "111111111111", "region": "eu-west-1",
+            "network": {"new_vpc": {"availability_zones": ["eu-west-1a", "eu-west-1b"]}},
+            "studio": {"users": [{"name": user}], "shared_spaces": [{"name": "s" * 52, "owner": user}]},
+            "serving": {"realtime": {"endpoint_name": "e" * 63}, "multi_model": {"endpoint_name": "m" * 62 + "1"}},
+        }),
+        encoding="utf-8",
+    )  # fmt: skip
+    package = {**MODEL_MONITOR_PACKAGE, "arn": MODEL_MONITOR_PACKAGE["arn"].replace("mlp-dev-models", f"mlp-{LONGEST_ENV}-models")}
+    package["group"] = f"mlp-{LONGEST_ENV}-models"
+    synth = synthesize(tmp_path / "out", LONGEST_ENV, config_dir, context=approved_context(LONGEST_ENV, package))
+    templates = [str(synth.template_path(stack_id)) for stack_id in synth.stack_ids]
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
+    assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr
