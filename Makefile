@@ -1,7 +1,8 @@
 # One entry point for newcomers, CI and the delivery pipeline.
 #   make synth [ENV=name]   set up, then synthesize the platform into cdk.out/ (no AWS account needed)
 #   make test               set up, then run the test suite
-#   make local-run [DATA=file.csv TARGET=column]   run the pipeline's real step scripts locally (no AWS, no Docker)
+#   make local-run [DATA=file.csv TARGET=column] [KEEP=dir]   run the pipeline's real step scripts locally (no AWS,
+#                           no Docker); KEEP keeps the work directory (model, evaluation) for a serving round trip
 #   make bench              set up, then run the benchmarks (synth time, preprocessing throughput,
 #                           inference latency)
 #   make lint [ENV=name]    synthesize, then run cfn-lint on every template
@@ -55,7 +56,7 @@ test: setup-dev
 	$(PY) -m pytest
 
 local-run: setup-dev
-	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET))
+	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET)) $(if $(KEEP),--work-dir $(KEEP))
 
 bench: setup-dev
 	$(PY) benchmarks/synth_time.py
