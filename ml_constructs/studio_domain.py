@@ -286,6 +286,18 @@ class StudioDomain(Construct):
         # Depending on them means CloudFormation deletes the cleanup first, then profiles and spaces.
         for resource in [*self.user_profiles.values(), *self.spaces.values()]:
             cleanup.node.add_dependency(resource)
+        # One guard per profile and space: removing a person or a space from the configuration deletes its
+        # guard first (it depends on the profile/space), which deletes the apps (and a person's private
+        # spaces) SageMaker would otherwise refuse to delete the profile or space with.
+        guarded = [("User", name, {"UserProfileName": p.user_profile_name}, p) for name, p in self.user_profiles.items()]
+        guarded += [("Space", name, {"SpaceName": space.space_name}, space) for name, space in self.spaces.items()]
+        self.guards = {}
+        for kind, name, identity, resource in guarded:
+            guard = cdk.CustomResource(
+                self, f"Cleanup{kind}-{name}", service_token=provider.service_token, properties={"DomainId": self.domain_id, **identity}
+            )
+            guard.node.add_dependency(resource)
+            self.guards[(kind.lower(), name)] = guard
         reason = (
             "Cleanup handlers of the Studio domain: SageMaker names apps and spaces at run time, and "
             "ListApps/ListSpaces have no resource-level permissions"
