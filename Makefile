@@ -7,6 +7,9 @@
 #                           inference latency)
 #   make lint [ENV=name]    synthesize, then run cfn-lint on every template
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
+#   make destroy ENV=name [CLEAN_VPC=1]   delete the environment's stacks in order after asking for its name
+#                           again; CLEAN_VPC=1 also removes the home EFS mount targets and SageMaker's NFS
+#                           security groups from the VPC; lists the retained data at the end (credentials needed)
 #   make approved-model ENV=name [GROUP=name-or-arn]   record the group's newest Approved model package
 #                           in cdk.context.json for synth (credentials needed)
 SHELL := /bin/bash
@@ -23,7 +26,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth lint test local-run bench diff deploy approved-model lock clean
+.PHONY: setup setup-dev synth lint test local-run bench diff deploy destroy approved-model lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -68,6 +71,9 @@ diff: setup
 
 deploy: setup
 	cdk deploy -c env=$(ENV) 'MlPlatform-$(ENV)/*'
+
+destroy: setup
+	$(PY) -m ops.destroy --env $(ENV) $(if $(CLEAN_VPC),--remove-sagemaker-leftovers)
 
 # Exit 1 when the group has no approved package: the recorded value is then left as it was.
 approved-model: setup
