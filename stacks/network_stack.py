@@ -74,6 +74,14 @@ class NetworkStack(cdk.Stack):
         self.vpc = self.network.vpc
         self.workload_security_group = self.network.workload_security_group
         self.workload_subnets = self.network.workload_subnets
+        # The app's references are weak (Fn::GetStackOutput: no export lock-in) except these. The VPC,
+        # its subnets and the workload group are the only shared resources with create-only properties
+        # (CIDR, zone, VPC) that a config change can replace; a consumer whose template text did not
+        # change would keep the old id (cdk deploy skips it). Exports make CloudFormation refuse such a
+        # replacement while a stack imports the value, instead of leaving stale ids behind.
+        for shared in (self.vpc, *self.workload_subnets.subnets, self.workload_security_group):
+            if isinstance(shared.node.default_child, cdk.CfnResource):  # an existing VPC's ids are config text
+                cdk.CrossStackReferences.of(shared).produce(cdk.ReferenceStrength.STRONG)
 
         cdk.CfnOutput(self, "VpcId", value=self.vpc.vpc_id, description="VPC of the ML platform")
         cdk.CfnOutput(

@@ -153,7 +153,9 @@ def properties(template_json: dict, resource_type: str, prefix: str) -> dict:
 
 
 def output_of(value) -> str:
-    """The cross-stack output a value is read from (Fn::GetStackOutput)."""
+    """The cross-stack output a value is read from: its name (Fn::GetStackOutput) or export (Fn::ImportValue)."""
+    if "Fn::ImportValue" in value:
+        return value["Fn::ImportValue"]
     return value["Fn::GetStackOutput"]["OutputName"]
 
 

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 from config.schema import PlatformConfig
 from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
-from tests.conftest import as_list, logical_id, resources_of, role_policies, role_statements
+from tests.conftest import as_list, logical_id, output_of, resources_of, role_policies, role_statements
 
 ROLES = [
     "StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole",
@@ -297,7 +297,7 @@ def test_jobs_and_models_must_run_in_the_platform_vpc(sandbox, role):
     subnets = denies["DenyJobsInOtherSubnets"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSubnets"]
     assert len(subnets) == 2 and all("Workload" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
     groups = denies["DenyJobsInOtherSecurityGroups"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSecurityGroupIds"]
-    assert len(groups) == 1 and "WorkloadSecurityGroup" in groups[0]["Fn::GetStackOutput"]["OutputName"]
+    assert len(groups) == 1 and "WorkloadSecurityGroup" in output_of(groups[0])
 
 
 @pytest.mark.parametrize("role", ["PipelineExecutionRole", "StudioUserRole"])

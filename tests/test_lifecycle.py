@@ -228,3 +228,72 @@ def test_names_at_their_longest_still_make_valid_aws_names(tmp_path):
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
     assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr
+
+
+# --- cross-stack values ---------------------------------------------------------------------------------
+
+
+def cross_stack_reads(synth) -> list[tuple[str, str, str, str]]:
+    """(consumer stack, producer stack id, producer logical id, "weak"|"strong") for every cross-stack read."""
+    by_name = {s.stack_name: s.node.id for s in synth.stage.stacks}
+    found: list[tuple[str, str, str]] = []
+
+    def walk(value, consumer: str) -> None:
+        if isinstance(value, dict):
+            if "Fn::GetStackOutput" in value:
+                read = value["Fn::GetStackOutput"]
+                found.append((consumer, by_name[read["StackName"]], read["OutputName"], "weak"))
+            elif "Fn::ImportValue" in value:
+                stack_name, output = value["Fn::ImportValue"].split(":", 1)
+                found.append((consumer, by_name[stack_name], output, "strong"))
+            for item in value.values():
+                walk(item, consumer)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, consumer)
+
+    for stack_id in synth.stack_ids:
+        walk(synth.template_json(stack_id)["Resources"], stack_id)
+    reads = []
+    for consumer, producer, output, strength in found:
+        outputs = synth.template_json(producer)["Outputs"]
+        key = output if strength == "weak" else next(k for k, o in outputs.items() if o.get("Export", {}).get("Name", "").endswith(f":{output}"))
+        (resource,) = references(outputs[key]["Value"])
+        reads.append((consumer, producer, resource, strength))
+    return reads
+
+
+def settable_create_only(template: dict, logical_id: str) -> list[str]:
+    resource = template["Resources"][logical_id]
+    return ["/".join(p) for p in create_only(resource["Type"]) if value_at(resource.get("Properties", {}), p) is not None]
+
+
+def test_weakly_read_values_can_never_change_and_the_rest_are_exports(every_synth):
+    """A weak read (Fn::GetStackOutput) goes stale when its producer is replaced and the consumer's text stays
+    the same (cdk deploy skips it). Weakly read producers set no create-only property, so no config change
+    can replace them; the ones that do (VPC, subnets, workload group) are exports, which CloudFormation
+    refuses to change while another stack imports them."""
+    strong_types = set()
+    for synth in every_synth:
+        reads = cross_stack_reads(synth)
+        assert reads
+        for consumer, producer, resource, strength in reads:
+            template = synth.template_json(producer)
+            fixed = settable_create_only(template, resource)
+            if strength == "weak":
+                assert not fixed, f"{consumer} reads {producer}.{resource} weakly, but {fixed} can replace it"
+            else:
+                strong_types.add(template["Resources"][resource]["Type"])
+    assert strong_types == {"AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::SecurityGroup"}
+
+
+def test_a_network_change_that_replaces_shared_resources_reaches_every_consumer(examples, tmp_path_factory):
+    """A new CIDR replaces the VPC, its subnets and the workload group: every stack reading them reads an export."""
+    before = examples["dev"]
+    after = synthesize_changed(tmp_path_factory.mktemp("cdk.out.cidr"), tmp_path_factory.mktemp("config.cidr"), "dev",
+                               {"network": {"new_vpc": {"cidr": "10.40.0.0/16"}}})  # fmt: skip
+    replaced = set(replaced_resources(before.template_json("Network"), after.template_json("Network")))
+    read = {(producer, resource): strength for _, producer, resource, strength in cross_stack_reads(after)}
+    replaced_and_read = {resource: strength for (producer, resource), strength in read.items() if producer == "Network" and resource in replaced}
+    assert len(replaced_and_read) == 4  # the VPC, two subnets, the workload security group
+    assert set(replaced_and_read.values()) == {"strong"}
