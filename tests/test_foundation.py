@@ -295,7 +295,7 @@ def test_jobs_and_models_must_run_in_the_platform_vpc(sandbox, role):
         }  # fmt: skip
     assert denies["DenyJobsOutsideAnyVpc"]["Condition"] == {"Null": {"sagemaker:VpcSubnets": "true"}}
     subnets = denies["DenyJobsInOtherSubnets"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSubnets"]
-    assert len(subnets) == 2 and all("Workload" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
+    assert len(subnets) == 2 and all("Workload" in output_of(s) for s in subnets)
     groups = denies["DenyJobsInOtherSecurityGroups"]["Condition"]["ForAnyValue:StringNotEquals"]["sagemaker:VpcSecurityGroupIds"]
     assert len(groups) == 1 and "WorkloadSecurityGroup" in output_of(groups[0])
 
