@@ -1,12 +1,16 @@
 # One entry point for newcomers, CI and the delivery pipeline.
 #   make synth [ENV=name]   set up, then synthesize the platform into cdk.out/ (no AWS account needed)
 #   make test               set up, then run the test suite
-#   make local-run [DATA=file.csv TARGET=column]   run the pipeline's real step scripts locally (no AWS, no Docker)
+#   make local-run [DATA=file.csv TARGET=column] [KEEP=dir]   run the pipeline's real step scripts locally (no AWS,
+#                           no Docker); KEEP keeps the work directory (model, evaluation) for a serving round trip
 #   make bench              set up, then run the benchmarks (synth time, preprocessing throughput,
 #                           inference latency)
 #   make definitions        record the shipped environments' pipeline definitions (commit them)
 #   make lint [ENV=name]    synthesize, then run cfn-lint on every template
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
+#   make destroy ENV=name [CLEAN_VPC=1]   delete the environment's stacks in order after asking for its name
+#                           again; CLEAN_VPC=1 also removes the home EFS mount targets and SageMaker's NFS
+#                           security groups from the VPC; lists the retained data at the end (credentials needed)
 #   make approved-model ENV=name [GROUP=name-or-arn]   record the group's newest Approved model package
 #                           in cdk.context.json for synth (credentials needed)
 SHELL := /bin/bash
@@ -23,7 +27,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth lint test local-run bench definitions diff deploy approved-model lock clean
+.PHONY: setup setup-dev synth lint test local-run bench definitions diff deploy destroy approved-model lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -57,7 +61,7 @@ test: setup-dev
 	$(PY) -m pytest -n auto --durations=15
 
 local-run: setup-dev
-	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET))
+	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET)) $(if $(KEEP),--work-dir $(KEEP))
 
 # Re-record the shipped environments' pipeline definitions after changing pipeline code or an environment
 # (the tests fail while a recorded definition is stale); review and commit pipeline_code/definitions/recorded/.
@@ -74,6 +78,9 @@ diff: setup
 
 deploy: setup
 	cdk deploy -c env=$(ENV) 'MlPlatform-$(ENV)/*'
+
+destroy: setup
+	$(PY) -m ops.destroy --env $(ENV) $(if $(CLEAN_VPC),--remove-sagemaker-leftovers)
 
 # Exit 1 when the group has no approved package: the recorded value is then left as it was.
 approved-model: setup

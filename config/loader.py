@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.schema import ENV_NAME_PATTERN, SANDBOX, KeyedError, PlatformConfig
+from config.schema import ENV_NAME_ALLOWED, ENV_NAME_PATTERN, SANDBOX, KeyedError, PlatformConfig
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "environments"
 
@@ -53,8 +53,7 @@ def load_config(env_name: str | None = None, *, config_dir: Path = DEFAULT_CONFI
     name = env_name or SANDBOX
     if not ENV_NAME_PATTERN.match(name):
         raise ConfigError(
-            f"environment name {name!r} (context key 'env') is invalid; "
-            "allowed: 2-20 lowercase letters, digits or '-', starting with a letter"
+            f"environment name {name!r} (context key 'env') is invalid; allowed: {ENV_NAME_ALLOWED}"
         )
     path = config_dir / f"{name}.yaml"
     if not path.is_file():
@@ -101,14 +100,22 @@ def _display(path: Path) -> str:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that holds the keys at ``loc`` (used to list allowed keys)."""
-    model: type[BaseModel] | None = PlatformConfig
+    annotation: Any = PlatformConfig
     for part in loc:
-        if model is None or not isinstance(part, str) or part not in model.model_fields:
+        if isinstance(part, int):  # an item of a list: the list's item type
+            annotation = next(iter(getattr(annotation, "__args__", ())), None)
+            continue
+        model = _model_in(annotation)
+        if model is None or part not in model.model_fields:
             return None
         annotation = model.model_fields[part].annotation
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
-        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
-    return model
+    return _model_in(annotation)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model ``annotation`` is, or holds (``X | None``)."""
+    candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+    return next((a for a in candidates if issubclass(a, BaseModel)), None)
 
 
 def _describe(error: dict[str, Any]) -> str:

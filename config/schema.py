@@ -8,8 +8,10 @@ Validators raise ``ValueError`` with a message that states what is allowed;
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Literal
 
@@ -17,11 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SANDBOX = "sandbox"
 
-ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+# Ends with a letter or digit: names built from it (``mlp-<env>``, the Studio domain) may not end with '-'.
+ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+ENV_NAME_ALLOWED = "2-20 lowercase letters, digits or '-', starting with a letter and ending with a letter or digit"
 ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 AZ_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
-TAG_KEY_PATTERN = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+# Tags: what IAM, SageMaker and KMS all accept (Unicode letters, digits, spaces and _.:/=+-@).
+TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_PER_RESOURCE = 128, 256, 50
+# Tags the platform itself puts on one resource at most (a subnet: the environment tag, Name and
+# CDK's two subnet tags); the config's tags share the per-resource limit with them.
+PLATFORM_TAGS_PER_RESOURCE = 4
+RESERVED_TAG_PREFIXES = ("aws:", "aws-cdk:", "ml-platform:")
 
 # CloudWatch Logs accepts only these retention periods: days -> aws_logs.RetentionDays member.
 LOG_RETENTION_DAYS = {
@@ -60,6 +69,29 @@ class KeyedError(ValueError):
         self.key = key
 
 
+def _tag_chars_ok(text: str) -> bool:
+    return all(ch.isalnum() or ch in "_.:/=+-@" or unicodedata.category(ch).startswith("Z") for ch in text)
+
+
+def _check_unique(values: list, what: str) -> list:
+    """Duplicates in a list are a configuration error (they would become clashing constructs)."""
+    seen, duplicates = set(), []
+    for value in values:
+        key = value.lower() if isinstance(value, str) else value
+        if key in seen and value not in duplicates:
+            duplicates.append(value)
+        seen.add(key)
+    if duplicates:
+        raise ValueError(f"{duplicates[0]!r} appears more than once in {list(values)}; allowed: each {what} once")
+    return values
+
+
+def _partition_of(region: str) -> str:
+    from aws_cdk import region_info
+
+    return region_info.RegionInfo.get(region).partition or "aws"
+
+
 def _check_ids(values: list[str], prefix: str, key: str) -> list[str]:
     pattern = re.compile(rf"^{prefix}-[0-9a-f]{{8}}([0-9a-f]{{9}})?$")
     bad = [v for v in values if not pattern.match(v)]
@@ -74,7 +106,7 @@ def _check_azs(values: list[str]) -> list[str]:
     bad = [v for v in values if not AZ_PATTERN.match(v)]
     if bad:
         raise ValueError(f"{bad[0]!r} is not an availability zone name; allowed: names like 'eu-west-1a'")
-    return values
+    return _check_unique(values, "availability zone")
 
 
 class NewVpcConfig(StrictModel):
@@ -260,12 +292,44 @@ def _check_emails(value: list[str]) -> list[str]:
     bad = [v for v in value if not EMAIL_PATTERN.match(v)]
     if bad:
         raise ValueError(f"{bad[0]!r} is not an email address; allowed: addresses like 'ml-team@example.com'")
-    return value
+    return _check_unique(value, "address")
 
 
-def _check_instance_type(value: str) -> str:
+# Job kind -> the SageMaker API's instance-type enum for it, and how a message names the kind.
+INSTANCE_KINDS = {
+    "training": ("TrainingInstanceType", "training jobs"),
+    "processing": ("ProcessingInstanceType", "processing jobs"),
+    "transform": ("TransformInstanceType", "batch transform jobs"),
+    "endpoint": ("ProductionVariantInstanceType", "endpoints"),
+}
+
+
+@lru_cache(maxsize=None)
+def sagemaker_instance_types(shape: str) -> tuple[str, ...]:
+    """The instance types SageMaker's API lists in enum ``shape`` (botocore's bundled service model; no AWS call)."""
+    import botocore.session
+
+    return tuple(botocore.session.get_session().get_service_model("sagemaker").shape_for(shape).enum)
+
+
+def _has_instance_storage(value: str) -> bool:
+    return bool(INSTANCE_STORAGE_FAMILY.match(value.split(".")[1]))
+
+
+def _check_instance_type(value: str, kind: str, *, volume_key: bool = False) -> str:
+    """An instance type SageMaker accepts for jobs of ``kind`` (a key of ``INSTANCE_KINDS``); with
+    ``volume_key``, one whose storage volume takes the platform's KMS key (no local NVMe storage)."""
     if not INSTANCE_TYPE_PATTERN.match(value):
         raise ValueError(f"{value!r} is not a SageMaker instance type; allowed: names like 'ml.m5.xlarge'")
+    shape, what = INSTANCE_KINDS[kind]
+    offered = sagemaker_instance_types(shape)
+    if value not in offered:
+        usable = [t for t in offered if not (volume_key and _has_instance_storage(t))]
+        close = difflib.get_close_matches(value, usable, n=3, cutoff=0.8) or ["ml.m5.large", "ml.m5.xlarge"]
+        raise ValueError(
+            f"{value!r} is not an instance type SageMaker offers for {what}; "
+            f"allowed: one of the {len(offered)} types of its {shape} list, such as {', '.join(close)}"
+        )
     return value
 
 
@@ -273,10 +337,10 @@ def _check_instance_type(value: str) -> str:
 INSTANCE_STORAGE_FAMILY = re.compile(r"^(\w+\d+[a-z]*d[a-z]*|g5|g6|g6e|p5|p5e|trn1)$")
 
 
-def _check_volume_encryptable(value: str) -> str:
-    """An instance type whose storage volume takes the platform's KMS key (no local NVMe storage)."""
-    _check_instance_type(value)
-    if INSTANCE_STORAGE_FAMILY.match(value.split(".")[1]):
+def _check_volume_encryptable(value: str, kind: str) -> str:
+    """An instance type for ``kind`` whose storage volume takes the platform's KMS key (no local NVMe storage)."""
+    _check_instance_type(value, kind, volume_key=True)
+    if _has_instance_storage(value):
         raise ValueError(
             f"{value!r} has local NVMe instance storage, which takes no customer-managed KMS key; "
             "allowed: instance types with EBS storage, such as 'ml.m5.large' or 'ml.c5.xlarge'"
@@ -323,15 +387,26 @@ class PipelineConfig(StrictModel):
     # Email addresses subscribed to pipeline success/failure notifications.
     notification_emails: list[str] = Field(default_factory=list)
 
-    @field_validator("processing_instance_type", "training_instance_type")
+    # Jobs and endpoints get the platform's volume key: no NVMe instance-storage families.
+    @field_validator("processing_instance_type")
     @classmethod
-    def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+    def _processing_type(cls, value: str) -> str:
+        return _check_volume_encryptable(value, "processing")
 
-    @field_validator("inference_instance_types", "transform_instance_types")
+    @field_validator("training_instance_type")
     @classmethod
-    def _instance_types(cls, value: list[str]) -> list[str]:
-        return [_check_instance_type(v) for v in value]
+    def _training_type(cls, value: str) -> str:
+        return _check_volume_encryptable(value, "training")
+
+    @field_validator("inference_instance_types")
+    @classmethod
+    def _inference_types(cls, value: list[str]) -> list[str]:
+        return _check_unique([_check_instance_type(v, "endpoint") for v in value], "instance type")
+
+    @field_validator("transform_instance_types")
+    @classmethod
+    def _transform_types(cls, value: list[str]) -> list[str]:
+        return _check_unique([_check_instance_type(v, "transform") for v in value], "instance type")
 
     @field_validator("schedule")
     @classmethod
@@ -344,7 +419,7 @@ class PipelineConfig(StrictModel):
         bad = [v for v in value if not ACCOUNT_PATTERN.match(v)]
         if bad:
             raise ValueError(f"{bad[0]!r} is not an AWS account id; allowed: 12-digit strings, quoted in YAML")
-        return value
+        return _check_unique(value, "account")
 
     @field_validator("notification_emails")
     @classmethod
@@ -384,8 +459,12 @@ STUDIO_INSTANCE_TYPES = tuple(
     for size in sizes
 )
 PERSONAS = ("data_scientist", "lead")
+# Studio's 63-character space name less the hash suffix the platform adds (ml_constructs.studio_domain).
+MAX_SPACE_NAME_LENGTH = 52
 USER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-LIFECYCLE_CONFIG_ARN_PATTERN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:\d{12}:studio-lifecycle-config/[A-Za-z0-9\-]+$")
+LIFECYCLE_CONFIG_ARN_PATTERN = re.compile(
+    r"^arn:(?P<partition>aws[a-z\-]*):sagemaker:(?P<region>[a-z0-9\-]+):(?P<account>\d{12}):studio-lifecycle-config/[A-Za-z0-9\-]+$"
+)
 GIT_URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?/\S+$")
 # Git hosts on the internet: Studio clones over HTTPS from the user's app, in the VPC, so a VPC
 # without NAT cannot reach them (there is no VPC endpoint for them).
@@ -424,8 +503,11 @@ class SharedSpace(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not USER_NAME_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a valid space name; allowed: 1-63 letters, digits and '-'")
+        if not USER_NAME_PATTERN.match(value) or len(value) > MAX_SPACE_NAME_LENGTH:
+            raise ValueError(
+                f"{value!r} is not a valid space name; allowed: 1-{MAX_SPACE_NAME_LENGTH} letters, digits and '-', "
+                "starting and ending with a letter or digit (the space's own name adds '-' and a 10-character hash)"
+            )
         return value
 
 
@@ -463,7 +545,7 @@ class StudioConfig(StrictModel):
                 f"{bad[0]!r} is not a Studio lifecycle configuration ARN; allowed: "
                 "'arn:aws:sagemaker:<region>:<account>:studio-lifecycle-config/<name>'"
             )
-        return value
+        return _check_unique(value, "lifecycle configuration")
 
     @field_validator("default_instance_type")
     @classmethod
@@ -478,14 +560,12 @@ class StudioConfig(StrictModel):
         bad = [v for v in value if not GIT_URL_PATTERN.match(v)]
         if bad:
             raise ValueError(f"{bad[0]!r} is not an https Git URL; allowed: URLs like 'https://github.com/org/repo.git'")
-        return value
+        return _check_unique(value, "repository")
 
     @field_validator("shared_spaces")
     @classmethod
     def _spaces(cls, value: list[SharedSpace]) -> list[SharedSpace]:
-        names = [space.name for space in value]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate space names in {names}; allowed: each name once")
+        _check_unique([space.name for space in value], "space name")
         return value
 
     @model_validator(mode="after")
@@ -494,9 +574,10 @@ class StudioConfig(StrictModel):
         orphans = [space.owner for space in self.shared_spaces if space.owner not in names]
         if orphans:
             raise KeyedError("shared_spaces", f"owner {orphans[0]!r} is not one of the users; allowed: {names or 'no users configured'}")
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise KeyedError("users", f"{duplicates} appear more than once; allowed: each user name once")
+        try:
+            _check_unique(names, "user name")
+        except ValueError as exc:
+            raise KeyedError("users", str(exc)) from None
         return self
 
 
@@ -595,7 +676,7 @@ class EndpointSettings(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_volume_encryptable(value)
+        return _check_volume_encryptable(value, "endpoint")
 
     def _check_capacity(self, *, allow_zero: bool) -> None:
         if self.rollout.mode != "all_at_once" and min(self.scaling.min_capacity, self.initial_instance_count) < 2:
@@ -685,7 +766,7 @@ class BatchScoringConfig(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_volume_encryptable(value)
+        return _check_volume_encryptable(value, "transform")
 
     @field_validator("schedule")
     @classmethod
@@ -712,13 +793,11 @@ class ServingConfig(StrictModel):
     asynchronous: AsyncEndpointConfig = Field(default_factory=AsyncEndpointConfig)
     batch: BatchScoringConfig = Field(default_factory=BatchScoringConfig)
 
-    @model_validator(mode="after")
-    def _distinct_names(self) -> ServingConfig:
-        names = [e.endpoint_name for e in (self.realtime, self.multi_model, self.asynchronous) if e.endpoint_name]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise KeyedError("realtime.endpoint_name", f"{duplicates} is used by more than one endpoint; allowed: a distinct name per endpoint")
-        return self
+    def endpoint_names(self, resource_prefix: str) -> dict[str, str]:
+        """Section -> the name each enabled endpoint gets: its ``endpoint_name`` or ``<prefix>-<kind>``."""
+        sections = {"realtime": (self.realtime, "realtime"), "multi_model": (self.multi_model, "multi-model"),
+                    "asynchronous": (self.asynchronous, "async")}  # fmt: skip
+        return {key: e.endpoint_name or f"{resource_prefix}-{kind}" for key, (e, kind) in sections.items() if e.enabled}
 
 
 METRIC_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
@@ -745,7 +824,7 @@ class DriftCheckConfig(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+        return _check_volume_encryptable(value, "processing")
 
     @field_validator("metric_namespace")
     @classmethod
@@ -786,7 +865,7 @@ class ModelMonitorConfig(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+        return _check_volume_encryptable(value, "processing")
 
 
 class BudgetConfig(StrictModel):
@@ -836,7 +915,7 @@ class PlatformConfig(StrictModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not ENV_NAME_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a valid environment name; allowed: 2-20 lowercase letters, digits or '-', starting with a letter")
+            raise ValueError(f"{value!r} is not a valid environment name; allowed: {ENV_NAME_ALLOWED}")
         return value
 
     @field_validator("account")
@@ -856,11 +935,24 @@ class PlatformConfig(StrictModel):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        limit = TAGS_PER_RESOURCE - PLATFORM_TAGS_PER_RESOURCE
+        if len(value) > limit:
+            raise ValueError(
+                f"{len(value)} tags; allowed: at most {limit} (AWS allows {TAGS_PER_RESOURCE} per resource, "
+                f"the platform sets up to {PLATFORM_TAGS_PER_RESOURCE} itself)"
+            )
+        chars = "letters, digits, spaces or _.:/=+-@"
         for key, tag_value in value.items():
-            if not TAG_KEY_PATTERN.match(key) or key.lower().startswith("aws:"):
-                raise ValueError(f"tag key {key!r} is invalid; allowed: 1-128 letters, digits, spaces or _.:/=+-@, not starting with 'aws:'")
-            if len(tag_value) > 256:
-                raise ValueError(f"tag {key!r} has a value of {len(tag_value)} characters; allowed: at most 256")
+            if not 1 <= len(key) <= TAG_KEY_MAX or not _tag_chars_ok(key):
+                raise ValueError(f"tag key {key!r} is invalid; allowed: 1-{TAG_KEY_MAX} {chars}")
+            if key.lower().startswith(RESERVED_TAG_PREFIXES):
+                raise ValueError(
+                    f"tag key {key!r} is reserved; allowed: keys not starting with {', '.join(map(repr, RESERVED_TAG_PREFIXES))} "
+                    "(the platform sets 'ml-platform:environment' itself; the budget filters on it)"
+                )
+            if len(tag_value) > TAG_VALUE_MAX or not _tag_chars_ok(tag_value):
+                raise ValueError(f"tag {key!r} has the value {tag_value!r}; allowed: 0-{TAG_VALUE_MAX} {chars}")
+        _check_unique(list(value), "tag key (case-insensitive)")
         return value
 
     @model_validator(mode="after")
@@ -908,6 +1000,8 @@ class PlatformConfig(StrictModel):
             foreign = [az for az in new.availability_zones if not az.startswith(self.region)]
             if foreign:
                 raise KeyedError("network.new_vpc.availability_zones", f"{foreign} are not in region {self.region!r}; allowed: zones of that region")
+        self._check_arns()
+        self._check_endpoint_names()
         return self
 
     def git_reachability_warnings(self) -> list[str]:
@@ -932,6 +1026,33 @@ class PlatformConfig(StrictModel):
                     f"{host} is inside the VPC or routed to it"
                 )
         return warnings
+    def _check_arns(self) -> None:
+        """Lifecycle configurations must live where the domain does: its partition, region and account."""
+        for key in ("jupyterlab_lifecycle_config_arns", "code_editor_lifecycle_config_arns"):
+            for arn in getattr(self.studio, key):
+                parts = LIFECYCLE_CONFIG_ARN_PATTERN.match(arn)
+                expected = {"region": self.region, "partition": _partition_of(self.region) if self.region else None, "account": self.account}
+                wrong = [f"{part} {parts[part]!r}" for part, want in expected.items() if want is not None and parts[part] != want]
+                if wrong:
+                    raise KeyedError(
+                        f"studio.{key}",
+                        f"{arn!r} has {', '.join(wrong)}; allowed: a lifecycle configuration of the environment "
+                        f"(partition {expected['partition']!r}, region {self.region!r}, account {self.account!r})",
+                    )
+
+    def _check_endpoint_names(self) -> None:
+        """Explicit and default endpoint names may not collide (SageMaker compares them case-insensitively)."""
+        if not self.serving.enabled:
+            return
+        seen: dict[str, str] = {}
+        for section, name in self.serving.endpoint_names(self.resource_prefix).items():
+            if name.lower() in seen:
+                raise KeyedError(
+                    f"serving.{section}.endpoint_name",
+                    f"{name!r} is also the name of serving.{seen[name.lower()]}; allowed: a distinct name per endpoint "
+                    f"(defaults: {self.resource_prefix}-realtime, -multi-model, -async)",
+                )
+            seen[name.lower()] = section
 
     @property
     def is_sandbox(self) -> bool:

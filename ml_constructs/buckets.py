@@ -65,6 +65,8 @@ class SecureBucket(Construct):
             server_access_logs_bucket=access_logs.bucket if access_logs else None,
             server_access_logs_prefix=f"{id_}/" if access_logs else None,
             lifecycle_rules=[lifecycle],
+            # Not RETAIN_ON_UPDATE_OR_DELETE: the generated name never blocks a retry, and a rolled-back
+            # create could not delete a bucket that access logs have already reached.
             removal_policy=cdk.RemovalPolicy.DESTROY if destroy_on_delete else cdk.RemovalPolicy.RETAIN,
             auto_delete_objects=destroy_on_delete,
         )

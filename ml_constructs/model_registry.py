@@ -27,8 +27,9 @@ class ModelRegistry(Construct):
     :param description: what the group holds.
     :param shared_with_accounts: accounts that may describe and list its packages and create
         models from them (staging, production). Default: none.
-    :param removal_policy: what happens on stack delete. Default: ``RETAIN`` (it holds the
-        approval history).
+    :param removal_policy: what happens on stack delete. Default: ``RETAIN_ON_UPDATE_OR_DELETE``
+        (it holds the approval history; a group left by a rolled-back create, empty, would block the
+        retry under the same name).
     """
 
     def __init__(
@@ -39,7 +40,7 @@ class ModelRegistry(Construct):
         group_name: str,
         description: str,
         shared_with_accounts: list[str] = (),
-        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     ) -> None:
         super().__init__(scope, id_)
         stack = cdk.Stack.of(self)

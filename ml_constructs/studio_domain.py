@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,16 @@ from constructs import Construct
 from ml_constructs.nag import acknowledge, acknowledge_wildcards
 
 CLEANUP_HANDLER_DIR = Path(__file__).resolve().parent / "studio_cleanup_handler"
+SPACE_NAME_HASH_LENGTH = 10
+MAX_SPACE_NAME_LENGTH = 63
+# Longest name a shared space may be given: its physical name adds "-" and the hash.
+MAX_SPACE_DISPLAY_NAME_LENGTH = MAX_SPACE_NAME_LENGTH - SPACE_NAME_HASH_LENGTH - 1
+
+
+def space_name(display_name: str, *create_only: dict) -> str:
+    """``<display name>-<hash of the space's create-only settings>``: a new owner gives a new name."""
+    rendered = json.dumps([display_name, *create_only], sort_keys=True, separators=(",", ":"))
+    return f"{display_name}-{hashlib.sha256(rendered.encode()).hexdigest()[:SPACE_NAME_HASH_LENGTH]}"
 
 
 @dataclass(frozen=True)
@@ -53,8 +65,9 @@ class StudioDomain(Construct):
     :param sharing_key: the key for shared notebook output.
     :param notebook_output_sharing: include cell output when users share notebooks. Default: ``False``.
     :param users: one user profile each. Default: none.
-    :param shared_spaces: spaces shared by all users, by name, each with its owner's user name
-        (fixed at creation). Default: none.
+    :param shared_spaces: spaces shared by all users, by name (at most
+        ``MAX_SPACE_DISPLAY_NAME_LENGTH`` characters: the name users see), each with its owner's user
+        name. A new owner replaces the space under a new physical name. Default: none.
     :param removal_policy: for the cleanup's log group. Default: ``RETAIN``.
     :param delete_home_efs: on stack delete, let the cleanup delete the profiles and the domain itself
         with the home EFS. Default: ``False``: SageMaker retains the home EFS with the users' files.
@@ -143,13 +156,16 @@ class StudioDomain(Construct):
         }
         self.spaces = {}
         for name, owner in sorted((shared_spaces or {}).items()):
+            sharing, ownership = {"sharingType": "Shared"}, {"ownerUserProfileName": owner}
             space = sagemaker.CfnSpace(
                 self,
                 f"Space-{name}",
                 domain_id=self.domain_id,
-                space_name=name,
-                space_sharing_settings={"sharingType": "Shared"},
-                ownership_settings={"ownerUserProfileName": owner},
+                # Owner and sharing are create-only: a new owner replaces the space, which needs a new name.
+                space_name=space_name(name, sharing, ownership),
+                space_display_name=name,
+                space_sharing_settings=sharing,
+                ownership_settings=ownership,
                 space_settings={"appType": "JupyterLab"},
             )
             space.node.add_dependency(self.user_profiles[owner])
@@ -272,6 +288,18 @@ class StudioDomain(Construct):
         # Depending on them means CloudFormation deletes the cleanup first, then profiles and spaces.
         for resource in [*self.user_profiles.values(), *self.spaces.values()]:
             cleanup.node.add_dependency(resource)
+        # One guard per profile and space: removing a person or a space from the configuration deletes its
+        # guard first (it depends on the profile/space), which deletes the apps (and a person's private
+        # spaces) SageMaker would otherwise refuse to delete the profile or space with.
+        guarded = [("User", name, {"UserProfileName": p.user_profile_name}, p) for name, p in self.user_profiles.items()]
+        guarded += [("Space", name, {"SpaceName": space.space_name}, space) for name, space in self.spaces.items()]
+        self.guards = {}
+        for kind, name, identity, resource in guarded:
+            guard = cdk.CustomResource(
+                self, f"Cleanup{kind}-{name}", service_token=provider.service_token, properties={"DomainId": self.domain_id, **identity}
+            )
+            guard.node.add_dependency(resource)
+            self.guards[(kind.lower(), name)] = guard
         reason = (
             "Cleanup handlers of the Studio domain: SageMaker names apps and spaces at run time, and "
             "ListApps/ListSpaces have no resource-level permissions"

@@ -169,6 +169,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
+    if not temporary:
+        print(f"Kept in {work}: the model (training/model, evaluation/model/model.tar.gz) and the evaluation "
+              "(evaluation/output/evaluation.json)", flush=True)
     print(f"Local run finished in {time.perf_counter() - started:.1f}s (exit code {code})", flush=True)
     return code
 

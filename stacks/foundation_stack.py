@@ -98,7 +98,10 @@ class FoundationStack(cdk.Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
-        removal = cdk.RemovalPolicy.DESTROY if destroy_stateful_resources else cdk.RemovalPolicy.RETAIN
+        # Keys: kept on update and delete, deleted (30-day window) when their create rolls back, as
+        # nothing was encrypted with them yet. Buckets stay RETAIN (SecureBucket): generated names
+        # never block a retry, and log deliveries may already have reached them.
+        removal = cdk.RemovalPolicy.DESTROY if destroy_stateful_resources else cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
         # Names the roles below are scoped to; the model-build stack creates what they name.
         self.model_build_pipeline_name = f"{resource_prefix}-model-build"
         self.model_package_group_name = f"{resource_prefix}-models"

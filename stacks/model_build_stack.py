@@ -28,7 +28,8 @@ class ModelBuildStack(cdk.Stack):
     :param foundation: the foundation's keys, buckets and duty roles.
     :param settings: the environment's ``pipeline`` configuration.
     :param resource_prefix: ``mlp-<env>``; the pipeline is ``<prefix>-model-build``.
-    :param removal_policy: for the registry and the notification key. Default: ``RETAIN``.
+    :param removal_policy: for the registry and the notification key. Default: ``RETAIN_ON_UPDATE_OR_DELETE``
+        (the registry's name is fixed: a copy left by a rolled-back create would block the retry).
     :param data_quality_baseline: also compute a Model Monitor data-quality baseline and register it
         with each package (for accounts with Model Monitor). Default: ``False``.
     """
@@ -42,7 +43,7 @@ class ModelBuildStack(cdk.Stack):
         foundation: FoundationResources,
         settings: PipelineConfig,
         resource_prefix: str,
-        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         data_quality_baseline: bool = False,
         **kwargs,
     ) -> None:

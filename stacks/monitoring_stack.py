@@ -3,6 +3,8 @@ drift and the budget."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 
 import aws_cdk as cdk
@@ -28,6 +30,7 @@ LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 BREACHING = cloudwatch.TreatMissingData.BREACHING
 # Endpoints whose requests are captured (and so checked for drift).
 CAPTURED_ENDPOINTS = ("realtime", "async")
+BUDGET_NAME_HASH_LENGTH = 10
 
 
 class MonitoringStack(cdk.Stack):
@@ -335,22 +338,31 @@ class MonitoringStack(cdk.Stack):
                 subscribers=[budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=self.topic.topic_arn)],
             )
 
+        notifications = [alert("FORECASTED", budget.forecast_alert_percent), alert("ACTUAL", budget.actual_alert_percent)]
         resource = budgets.CfnBudget(
             self,
             "MonthlyBudget",
             budget=budgets.CfnBudget.BudgetDataProperty(
-                budget_name=f"{resource_prefix}-monthly-cost",
+                budget_name=self._budget_name(resource_prefix, notifications),
                 budget_type="COST",
                 time_unit="MONTHLY",
                 budget_limit=budgets.CfnBudget.SpendProperty(amount=budget.monthly_limit_usd, unit="USD"),
-                # Cost-allocation tags appear in billing as user:<key>; the tag must be activated once per payer account.
-                cost_filters={"TagKeyValue": [f"user:{tag_key}${tag_value}"]},
+                # The tag must be activated as a cost-allocation tag once per payer account.
+                filter_expression=budgets.CfnBudget.ExpressionProperty(
+                    tags=budgets.CfnBudget.TagValuesProperty(key=tag_key, values=[tag_value], match_options=["EQUALS"])
+                ),
             ),
-            notifications_with_subscribers=[
-                alert("FORECASTED", budget.forecast_alert_percent),
-                alert("ACTUAL", budget.actual_alert_percent),
-            ],
+            notifications_with_subscribers=notifications,
         )
         resource.node.add_dependency(self.topic.topic.node.find_child("Policy"))  # Budgets may publish first
         return resource
+
+    def _budget_name(self, resource_prefix: str, notifications: list) -> str:
+        """``<prefix>-monthly-cost-<hash of the alerts>``.
+
+        The name and the alerts are create-only: a changed alert replaces the budget, which needs a
+        new name. Hashing only the create-only part keeps a limit change an in-place update.
+        """
+        rendered = json.dumps(self.resolve(notifications), sort_keys=True, separators=(",", ":"))
+        return f"{resource_prefix}-monthly-cost-{hashlib.sha256(rendered.encode()).hexdigest()[:BUDGET_NAME_HASH_LENGTH]}"
 

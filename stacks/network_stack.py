@@ -16,7 +16,8 @@ class NetworkStack(cdk.Stack):
 
     :param network: the environment's ``network`` configuration.
     :param resource_prefix: prefix for the log group and key alias (``mlp-<env>``).
-    :param removal_policy: for the logs key and the flow-log group. Default: ``RETAIN``.
+    :param removal_policy: for the logs key and the flow-log group. Default: ``RETAIN_ON_UPDATE_OR_DELETE``
+        (the log group's name is fixed: a copy left by a rolled-back create would block the retry).
     """
 
     @property
@@ -31,7 +32,7 @@ class NetworkStack(cdk.Stack):
         *,
         network: NetworkConfig,
         resource_prefix: str,
-        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         **kwargs,
     ) -> None:
         self._configured_azs = _configured_azs(network)
@@ -73,6 +74,16 @@ class NetworkStack(cdk.Stack):
         self.vpc = self.network.vpc
         self.workload_security_group = self.network.workload_security_group
         self.workload_subnets = self.network.workload_subnets
+        # The app's references are weak (Fn::GetStackOutput: no export lock-in) except these. The VPC,
+        # its subnets and the workload and endpoint groups (the multi-model group's HTTPS rule names the
+        # latter) are the only shared resources with create-only properties (CIDR, zone, VPC) that a config
+        # change can replace; a consumer whose template text did not
+        # change would keep the old id (cdk deploy skips it). Exports make CloudFormation refuse such a
+        # replacement while a stack imports the value, instead of leaving stale ids behind.
+        shared_groups = (self.workload_security_group, self.network.endpoint_security_group)
+        for shared in (self.vpc, *self.workload_subnets.subnets, *shared_groups):
+            if isinstance(shared.node.default_child, cdk.CfnResource):  # an existing VPC's ids are config text
+                cdk.CrossStackReferences.of(shared).produce(cdk.ReferenceStrength.STRONG)
 
         cdk.CfnOutput(self, "VpcId", value=self.vpc.vpc_id, description="VPC of the ML platform")
         cdk.CfnOutput(

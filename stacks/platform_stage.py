@@ -45,7 +45,10 @@ class PlatformStage(cdk.Stage):
         env = cdk.Environment(account=config.account, region=config.region) if config.account else None
         super().__init__(scope, id_, env=env, **kwargs)
         destroy = config.stateful_resources_on_delete == "destroy"
-        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+        # Kept on update and delete, but deleted when the operation that created them rolls back: a
+        # retained leftover of a failed first deploy (the flow-log group, the registry: fixed names)
+        # would make the retry fail with "already exists", and it holds no data yet.
+        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
         prefix = config.resource_prefix
 
         self.network = NetworkStack(

@@ -200,6 +200,14 @@ def template_of(stack: cdk.Stack) -> dict:
     return cdk.Stage.of(stack).synth().get_stack_artifact(stack.artifact_id).template
 
 
+@pytest.fixture
+def no_recorded_definitions(monkeypatch):
+    """The file cache alone answers: no committed definition (for tests of the cache itself)."""
+    from pipeline_code.definitions import cache
+
+    monkeypatch.setattr(cache, "recorded_index", lambda: {})
+
+
 def resources_of(template_json: dict, resource_type: str) -> dict[str, dict]:
     return {k: v for k, v in template_json["Resources"].items() if v["Type"] == resource_type}
 
@@ -220,7 +228,9 @@ def properties(template_json: dict, resource_type: str, prefix: str) -> dict:
 
 
 def output_of(value) -> str:
-    """The cross-stack output a value is read from (Fn::GetStackOutput)."""
+    """The cross-stack output a value is read from: its name (Fn::GetStackOutput) or export (Fn::ImportValue)."""
+    if "Fn::ImportValue" in value:
+        return value["Fn::ImportValue"]
     return value["Fn::GetStackOutput"]["OutputName"]
 
 
@@ -293,23 +303,46 @@ def serving(tmp_path_factory) -> Synthesized:
     return synthesize_once(tmp_path_factory, "serving", context=approved_context())
 
 
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied key by key (nested mappings merged, anything else replaced)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def synthesize_changed(outdir: Path, config_dir: Path, env: str, changes: dict, *, context: dict | None = None) -> Synthesized:
+    """Environment ``env`` (a shipped example, or the built-in sandbox) with ``changes`` to its YAML, synthesized."""
+    write_changed(config_dir, env, changes)
+    return synthesize(outdir, env, config_dir, context=context)
+
+
+def write_changed(config_dir: Path, env: str, changes: dict) -> None:
+    """``config_dir/<env>.yaml``: the shipped example (or the built-in sandbox) with ``changes`` to its YAML."""
+    shipped = DEFAULT_CONFIG_DIR / f"{env}.yaml"
+    base = yaml.safe_load(shipped.read_text(encoding="utf-8")) if shipped.is_file() else {}
+    (config_dir / f"{env}.yaml").write_text(yaml.safe_dump(merged(base, changes)), encoding="utf-8")
+
+
+_BASELINE = "s3://mlp-dev-reports/mlp-dev-model-build/exec-1/data-quality-baseline"
+# A dev package registered with a Model Monitor baseline.
+MODEL_MONITOR_PACKAGE = {
+    "arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlp-dev-models/3",
+    "version": 3,
+    "group": "mlp-dev-models",
+    "creation_time": "2026-11-20T09:30:00Z",
+    "data_quality_statistics": f"{_BASELINE}/statistics.json",
+    "data_quality_constraints": f"{_BASELINE}/constraints.json",
+}
+MODEL_MONITOR_CHANGES = {"monitoring": {"model_monitor": {"enabled": True}}}
+
+
 @pytest.fixture(scope="session")
 def model_monitor(tmp_path_factory) -> Synthesized:
     """The dev example with Model Monitor switched on and a package with its baseline recorded."""
     config_dir = tmp_path_factory.mktemp("config.model-monitor")
-    dev = yaml.safe_load((DEFAULT_CONFIG_DIR / "dev.yaml").read_text(encoding="utf-8"))
-    dev.setdefault("monitoring", {})["model_monitor"] = {"enabled": True}
-    (config_dir / "dev.yaml").write_text(yaml.safe_dump(dev), encoding="utf-8")
-    baseline = "s3://mlp-dev-reports/mlp-dev-model-build/exec-1/data-quality-baseline"
-    package = {
-        "arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlp-dev-models/3",
-        "version": 3,
-        "group": "mlp-dev-models",
-        "creation_time": "2026-11-20T09:30:00Z",
-        "data_quality_statistics": f"{baseline}/statistics.json",
-        "data_quality_constraints": f"{baseline}/constraints.json",
-    }
-    return synthesize_once(tmp_path_factory, "model-monitor", "dev", config_dir, context=approved_context("dev", package))
+    write_changed(config_dir, "dev", MODEL_MONITOR_CHANGES)
+    return synthesize_once(tmp_path_factory, "model-monitor", "dev", config_dir, context=approved_context("dev", MODEL_MONITOR_PACKAGE))
 
 
 @pytest.fixture(scope="session")

@@ -201,7 +201,7 @@ def test_retention_must_be_a_cloudwatch_period(tmp_path):
 def test_bad_tags(tmp_path):
     assert "tags.CostCenter: got 42 (int)" in error_for(tmp_path, VALID + "tags:\n  CostCenter: 42\n")
     message = error_for(tmp_path, VALID + "tags:\n  'aws:owner': me\n")
-    assert "tags: tag key 'aws:owner' is invalid" in message and "not starting with 'aws:'" in message
+    assert "tags: tag key 'aws:owner' is reserved" in message and "not starting with 'aws:'" in message
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -349,3 +349,91 @@ def test_git_hosts_studio_may_not_reach_are_said_at_synth(tmp_path):
     internal = load_config("internal", config_dir=write_env(
         tmp_path, "internal", VALID + EXISTING_VPC + "studio: {git_repositories: ['https://git.corp.example/ml/a.git']}\n"))  # fmt: skip
     assert internal.git_reachability_warnings() == []
+# Configuration AWS would reject at deploy time (or that would break synth with a traceback), each refused
+# at load with the file, the key path, the bad value and what is allowed.
+LONG_TAGS = "{" + ", ".join(f"k{i}: v" for i in range(47)) + "}"
+AWS_REJECTS = [
+    # instance types per job kind (botocore's SageMaker enums)
+    ("pipeline: {training_instance_type: ml.t3.micro}", "pipeline.training_instance_type", "'ml.t3.micro'", "TrainingInstanceType"),
+    ("pipeline: {processing_instance_type: ml.m5.larg}", "pipeline.processing_instance_type", "'ml.m5.larg'", "ml.m5.large"),
+    ("pipeline: {inference_instance_types: [ml.m5.large, ml.x9.large]}", "pipeline.inference_instance_types", "'ml.x9.large'", "ProductionVariantInstanceType"),
+    ("pipeline: {transform_instance_types: [ml.t3.medium]}", "pipeline.transform_instance_types", "'ml.t3.medium'", "TransformInstanceType"),
+    ("serving: {realtime: {instance_type: ml.trn1.2xlarge}}", "serving.realtime.instance_type", "'ml.trn1.2xlarge'", "EBS storage"),
+    ("serving: {batch: {instance_type: ml.t2.medium}}", "serving.batch.instance_type", "'ml.t2.medium'", "TransformInstanceType"),
+    ("monitoring: {drift_check: {instance_type: ml.inf1.xlarge}}", "monitoring.drift_check.instance_type", "'ml.inf1.xlarge'", "ProcessingInstanceType"),
+    ("monitoring: {model_monitor: {instance_type: ml.inf2.xlarge}}", "monitoring.model_monitor.instance_type", "'ml.inf2.xlarge'", "ProcessingInstanceType"),
+    # NVMe instance storage wherever the platform sets a volume key
+    ("pipeline: {training_instance_type: ml.g4dn.xlarge}", "pipeline.training_instance_type", "'ml.g4dn.xlarge'", "EBS storage"),
+    ("pipeline: {processing_instance_type: ml.g5.xlarge}", "pipeline.processing_instance_type", "'ml.g5.xlarge'", "EBS storage"),
+    ("monitoring: {drift_check: {instance_type: ml.r5d.large}}", "monitoring.drift_check.instance_type", "'ml.r5d.large'", "EBS storage"),
+    ("serving: {batch: {instance_type: ml.g4dn.xlarge}}", "serving.batch.instance_type", "'ml.g4dn.xlarge'", "EBS storage"),
+    # tags
+    (f"tags: {LONG_TAGS}", "tags", "47 tags", "at most 46"),
+    ("tags: {'ml-platform:environment': prod}", "tags", "'ml-platform:environment'", "not starting with"),
+    ("tags: {'aws-cdk:subnet-type': x}", "tags", "'aws-cdk:subnet-type'", "not starting with"),
+    ("tags: {'Cost#Center': a}", "tags", "'Cost#Center'", "letters, digits, spaces or _.:/=+-@"),
+    ("tags: {Owner: 'team;ops'}", "tags", "'team;ops'", "0-256 letters"),
+    (f"tags: {{Owner: {'x' * 257}}}", "tags", "'xxxx", "0-256"),
+    (f"tags: {{{'k' * 129}: v}}", "tags", "'kkkk", "1-128"),
+    ("tags: {CostCenter: a, costcenter: b}", "tags", "'costcenter'", "each tag key (case-insensitive) once"),
+    # names AWS names derive from
+    ("serving: {multi_model: {endpoint_name: mlp-staging-realtime}}", "serving.multi_model.endpoint_name", "'mlp-staging-realtime'", "a distinct name per endpoint"),
+    ("serving: {asynchronous: {endpoint_name: MLP-STAGING-MULTI-MODEL}}", "serving.asynchronous.endpoint_name", "'MLP-STAGING-MULTI-MODEL'", "a distinct name per endpoint"),
+    ("serving: {realtime: {endpoint_name: my-endpoint-}}", "serving.realtime.endpoint_name", "'my-endpoint-'", "ending with a letter or digit"),
+    (f"studio: {{users: [{{name: ann}}], shared_spaces: [{{name: {'s' * 53}, owner: ann}}]}}", "studio.shared_spaces.0.name", "'sss", "1-52"),
+    ("studio: {users: [{name: ann-}]}", "studio.users.0.name", "'ann-'", "ending with a letter or digit"),
+    # duplicates in lists
+    ("monitoring: {notification_emails: [a@example.com, a@example.com]}", "monitoring.notification_emails", "'a@example.com'", "each address once"),
+    ("pipeline: {notification_emails: [a@example.com, A@Example.com]}", "pipeline.notification_emails", "'A@Example.com'", "each address once"),
+    ("studio: {users: [{name: ann}, {name: Ann}]}", "studio.users", "'Ann'", "each user name once"),
+    ("studio: {users: [{name: ann}], shared_spaces: [{name: t, owner: ann}, {name: t, owner: ann}]}", "studio.shared_spaces", "'t'", "each space name once"),
+    ("studio: {git_repositories: ['https://example.com/r.git', 'https://example.com/r.git']}", "studio.git_repositories", "'https://example.com/r.git'", "each repository once"),
+    ("pipeline: {registry_shared_with_accounts: ['222222222222', '222222222222']}", "pipeline.registry_shared_with_accounts", "'222222222222'", "each account once"),
+    ("network: {new_vpc: {az_count: 2, availability_zones: [eu-west-1a, eu-west-1a]}}", "network.new_vpc.availability_zones", "'eu-west-1a'", "each availability zone once"),
+    # a typo inside a list item
+    ("studio: {users: [{name: ann, persona: lead, emial: a@example.com}]}", "studio.users.0.emial", "'a@example.com'", "allowed keys here: name, persona"),
+    ("studio: {users: [{name: ann}], shared_spaces: [{name: t, ownr: ann}]}", "studio.shared_spaces.0.ownr", "'ann'", "allowed keys here: name, owner"),
+    # ARNs of another partition, region or account
+    ("studio: {jupyterlab_lifecycle_config_arns: ['arn:aws:sagemaker:us-east-1:123456789012:studio-lifecycle-config/pip']}",
+     "studio.jupyterlab_lifecycle_config_arns", "region 'us-east-1'", "region 'eu-west-1'"),
+    ("studio: {code_editor_lifecycle_config_arns: ['arn:aws:sagemaker:eu-west-1:999999999999:studio-lifecycle-config/pip']}",
+     "studio.code_editor_lifecycle_config_arns", "account '999999999999'", "account '123456789012'"),
+    ("studio: {jupyterlab_lifecycle_config_arns: ['arn:aws-cn:sagemaker:eu-west-1:123456789012:studio-lifecycle-config/pip']}",
+     "studio.jupyterlab_lifecycle_config_arns", "partition 'aws-cn'", "partition 'aws'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "key", "bad", "allowed"), AWS_REJECTS, ids=[case[1] + "=" + case[2][:30] for case in AWS_REJECTS])
+def test_configuration_aws_would_reject_is_refused_with_file_key_value_and_allowed(tmp_path, text, key, bad, allowed):
+    message = error_for(tmp_path, VALID + text + "\n")
+    (line,) = [line for line in message.splitlines() if line.startswith(f"  - {key}:")]
+    assert bad in line and "allowed" in line and allowed in line, line
+
+
+def test_environment_names_end_with_a_letter_or_digit(tmp_path):
+    """``mlp-<env>`` starts the Studio domain's name, which may not end with '-'."""
+    message = config_error(tmp_path, VALID, name="dev-")
+    assert "environment name 'dev-' (context key 'env') is invalid; allowed:" in message and "ending with a letter or digit" in message
+
+
+def test_platform_tags_leave_room_for_the_configured_ones(every_synth):
+    """The limit on config tags holds: no resource carries more than PLATFORM_TAGS_PER_RESOURCE of the platform's own."""
+    from config.schema import PLATFORM_TAGS_PER_RESOURCE
+
+    configured = set(load_config("dev").tags) | set(load_config("prod").tags)
+    most = 0
+    for synth in every_synth:
+        for stack_id in synth.stack_ids:
+            for resource in synth.template_json(stack_id)["Resources"].values():
+                tags = resource.get("Properties", {}).get("Tags")
+                keys = [t["Key"] for t in tags] if isinstance(tags, list) and all(isinstance(t, dict) for t in tags) else list(tags or {})
+                most = max(most, len([k for k in keys if k not in configured]))
+    assert most == PLATFORM_TAGS_PER_RESOURCE
+
+
+def test_instance_type_lists_come_from_the_sagemaker_api_model():
+    from config.schema import INSTANCE_KINDS, STUDIO_INSTANCE_TYPES, sagemaker_instance_types
+
+    for shape, _ in INSTANCE_KINDS.values():
+        assert "ml.m5.xlarge" in sagemaker_instance_types(shape)
+    assert set(STUDIO_INSTANCE_TYPES) <= set(sagemaker_instance_types("AppInstanceType"))

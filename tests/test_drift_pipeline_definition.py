@@ -247,7 +247,7 @@ def test_placeholders_the_stack_must_substitute(definition):
         build(subnet_count=0)
 
 
-def test_two_builds_are_byte_identical_and_the_cache_returns_the_same(tmp_path):
+def test_two_builds_are_byte_identical_and_the_cache_returns_the_same(tmp_path, no_recorded_definitions):
     first = build()
     assert first == build()
     def cached(settings: DriftCheckConfig) -> str:

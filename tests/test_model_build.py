@@ -35,7 +35,7 @@ def test_stack_and_builder_agree_on_the_framework_version():
 
 def test_model_package_group_is_retained_and_private_in_the_sandbox(sandbox):
     group = only(sandbox.template_json("ModelBuild"), "AWS::SageMaker::ModelPackageGroup")
-    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
+    assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
     assert group["Properties"]["ModelPackageGroupName"] == "mlp-sandbox-models"
     assert "ModelPackageGroupPolicy" not in group["Properties"]
 

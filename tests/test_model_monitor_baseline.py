@@ -97,7 +97,7 @@ def test_switch_is_off_by_default_and_then_adds_nothing(off_text):
     assert '"QualityCheck"' not in off and "ModelMonitorImageUri" not in off and "train_features.csv" not in off
 
 
-def test_the_switch_is_part_of_the_definition_cache_key(tmp_path, train_text, off_text):
+def test_the_switch_is_part_of_the_definition_cache_key(tmp_path, train_text, off_text, no_recorded_definitions):
     def cached(on: bool) -> str:
         return cached_definition(
             cache_dir=tmp_path, pipeline_name=PIPELINE, model_package_group_name=GROUP,

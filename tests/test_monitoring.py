@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -238,9 +239,12 @@ def test_one_dashboard_shows_traffic_latency_errors_instances_drift_and_pipeline
 def test_monthly_budget_on_the_environment_tag_alerts_at_80_forecast_and_100_actual(t):
     ((budget_id, budget),) = resources_of(t, "AWS::Budgets::Budget").items()
     data = budget["Properties"]["Budget"]
-    assert (data["BudgetType"], data["TimeUnit"], data["BudgetName"]) == ("COST", "MONTHLY", "mlp-sandbox-monthly-cost")
+    assert (data["BudgetType"], data["TimeUnit"]) == ("COST", "MONTHLY")
+    assert re.fullmatch(r"mlp-sandbox-monthly-cost-[0-9a-f]{10}", data["BudgetName"])
     assert data["BudgetLimit"] == {"Amount": 1000, "Unit": "USD"}
-    assert data["CostFilters"] == {"TagKeyValue": ["user:ml-platform:environment$sandbox"]}
+    # CostFilters is deprecated in the Budgets API; the filter expression replaces it.
+    assert "CostFilters" not in data
+    assert data["FilterExpression"] == {"Tags": {"Key": "ml-platform:environment", "Values": ["sandbox"], "MatchOptions": ["EQUALS"]}}
     alerts = {
         (n["Notification"]["NotificationType"], n["Notification"]["Threshold"], n["Notification"]["ThresholdType"]): n["Subscribers"]
         for n in budget["Properties"]["NotificationsWithSubscribers"]
@@ -255,6 +259,19 @@ def test_budget_limit_from_config_and_can_be_off(custom, minimal):
     assert budget["Properties"]["Budget"]["BudgetLimit"]["Amount"] == 250
     assert 90 in [n["Notification"]["Threshold"] for n in budget["Properties"]["NotificationsWithSubscribers"]]
     assert not resources_of(minimal, "AWS::Budgets::Budget")
+
+
+def budget_name(template: dict) -> str:
+    (budget,) = resources_of(template, "AWS::Budgets::Budget").values()
+    return budget["Properties"]["Budget"]["BudgetName"]
+
+
+def test_budget_name_changes_with_its_alerts_but_not_with_its_limit(t, custom, tmp_path):
+    """Name and alerts are create-only: new alerts replace the budget, which needs a new name; a new
+    limit is an in-place update and keeps it."""
+    assert budget_name(custom) != budget_name(t)
+    limit_only = monitoring_with(tmp_path, "{budget: {monthly_limit_usd: 250}}")
+    assert budget_name(limit_only) == budget_name(t)
 
 
 # --- bad input ------------------------------------------------------------------------------------------

@@ -415,7 +415,7 @@ def test_endpoints_can_be_switched_off_one_by_one(tmp_path):
         ("{realtime: {data_capture_percentage: 101}}", "serving.realtime.data_capture_percentage: got 101; allowed: a number <= 100"),
         ("{asynchronous: {data_capture_percentage: -1}}", "serving.asynchronous.data_capture_percentage: got -1; allowed: a number >= 0"),
         ("{realtime: {endpoint_name: my_endpoint}}", "serving.realtime.endpoint_name: 'my_endpoint' is not a valid endpoint name"),
-        ("{realtime: {endpoint_name: shared}, asynchronous: {endpoint_name: shared}}", "serving.realtime.endpoint_name: ['shared'] is used by more than one endpoint"),
+        ("{realtime: {endpoint_name: shared}, asynchronous: {endpoint_name: shared}}", "serving.asynchronous.endpoint_name: 'shared' is also the name of serving.realtime"),
         ("{multi_model: {model_data_prefix: /models}}", "serving.multi_model.model_data_prefix: '/models' is not an S3 key prefix"),
         ("{batch: {instance_count: 0}}", "serving.batch.instance_count: got 0; allowed: a number >= 1"),
         ("{batch: {schedule: 'every night'}}", "serving.batch.schedule: 'every night' is not an EventBridge Scheduler expression"),

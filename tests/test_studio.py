@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -118,7 +119,8 @@ def test_one_profile_per_person_with_the_personas_role(dev_studio):
 def test_shared_spaces_come_from_config(studio, dev_studio):
     assert not resources_of(studio, "AWS::SageMaker::Space")
     _, space = only(dev_studio, "AWS::SageMaker::Space")
-    assert space["Properties"]["SpaceName"] == "team-space"
+    assert re.fullmatch(r"team-space-[0-9a-f]{10}", space["Properties"]["SpaceName"])
+    assert space["Properties"]["SpaceDisplayName"] == "team-space"
     assert space["Properties"]["SpaceSharingSettings"] == {"SharingType": "Shared"}
     assert space["Properties"]["OwnershipSettings"] == {"OwnerUserProfileName": "alice"}
 
@@ -142,8 +144,36 @@ def test_adding_or_removing_a_person_touches_only_that_profile(tmp_path):
     assert {v["Properties"]["UserProfileName"] for k, v in after.items() if k not in before} == {"cat"}
 
 
+def domain_cleanup(template: dict) -> dict[str, dict]:
+    """The cleanup of the whole domain (the per-profile and per-space guards name their profile or space)."""
+    return {
+        k: r for k, r in resources_of(template, "AWS::CloudFormation::CustomResource").items()
+        if not {"UserProfileName", "SpaceName"} & set(r["Properties"])
+    }  # fmt: skip
+
+
+def test_each_profile_and_space_has_a_guard_deleted_before_it(dev_studio):
+    """Removing a person or a space deletes its guard first, which deletes its apps (and private spaces)."""
+    guards = {
+        k: r for k, r in resources_of(dev_studio, "AWS::CloudFormation::CustomResource").items() if k not in domain_cleanup(dev_studio)
+    }  # fmt: skip
+    targets = {**resources_of(dev_studio, "AWS::SageMaker::UserProfile"), **resources_of(dev_studio, "AWS::SageMaker::Space")}
+    guarded = {}
+    (cleanup,) = domain_cleanup(dev_studio).values()
+    for guard in guards.values():
+        props = guard["Properties"]
+        assert props["ServiceToken"] == cleanup["Properties"]["ServiceToken"]
+        assert props["DomainId"] == cleanup["Properties"]["DomainId"]
+        (target,) = guard["DependsOn"]
+        key = "UserProfileName" if "UserProfileName" in props else "SpaceName"
+        assert props[key] == targets[target]["Properties"][key]
+        guarded[target] = key
+    assert sorted(guarded.values()) == ["SpaceName", "UserProfileName", "UserProfileName"]  # alice, bob, team-space
+    assert set(guarded) == set(targets)
+
+
 def test_cleanup_runs_before_profiles_spaces_and_domain_are_deleted(dev_studio):
-    (cleanup_id, cleanup), = resources_of(dev_studio, "AWS::CloudFormation::CustomResource").items()
+    (cleanup_id, cleanup), = domain_cleanup(dev_studio).items()
     domain_id, _ = only(dev_studio, "AWS::SageMaker::Domain")
     assert cleanup["Properties"]["DomainId"] == {"Fn::GetAtt": [domain_id, "DomainId"]}
     dependents = set(resources_of(dev_studio, "AWS::SageMaker::UserProfile")) | set(resources_of(dev_studio, "AWS::SageMaker::Space"))
@@ -232,11 +262,11 @@ def cleanup_policy_actions(template: dict) -> set[str]:
 
 
 def test_home_efs_is_retained_unless_config_says_delete(studio, tmp_path):
-    (cleanup,) = resources_of(studio, "AWS::CloudFormation::CustomResource").values()
+    (cleanup,) = domain_cleanup(studio).values()
     assert cleanup["Properties"]["DeleteHomeEfs"] == "false"
     assert not {"sagemaker:DeleteDomain", "sagemaker:DeleteUserProfile"} & cleanup_policy_actions(studio)
     deleting = _studio_template(tmp_path, "{home_efs_on_delete: delete}")
-    (cleanup,) = resources_of(deleting, "AWS::CloudFormation::CustomResource").values()
+    (cleanup,) = domain_cleanup(deleting).values()
     assert cleanup["Properties"]["DeleteHomeEfs"] == "true"
     assert {"sagemaker:DeleteDomain", "sagemaker:DescribeDomain", "sagemaker:DeleteUserProfile", "sagemaker:ListUserProfiles"} <= cleanup_policy_actions(deleting)
 
@@ -285,3 +315,11 @@ def test_execution_roles_can_work_in_the_domain_and_accept_source_identity(dev_s
         trust = next(r for k, r in resources_of(foundation, "AWS::IAM::Role").items() if k.startswith(role))
         actions = {a for s in trust["Properties"]["AssumeRolePolicyDocument"]["Statement"] for a in as_list(s["Action"])}
         assert actions == {"sts:AssumeRole", "sts:SetSourceIdentity"}, role
+
+
+def test_space_names_the_config_allows_fit_studio_after_the_hash_suffix():
+    from config.schema import MAX_SPACE_NAME_LENGTH
+    from ml_constructs.studio_domain import MAX_SPACE_DISPLAY_NAME_LENGTH, space_name
+
+    assert MAX_SPACE_NAME_LENGTH == MAX_SPACE_DISPLAY_NAME_LENGTH
+    assert len(space_name("s" * MAX_SPACE_NAME_LENGTH, {"ownerUserProfileName": "a"})) == 63

@@ -604,3 +604,99 @@ def test_efs_mode_access_denied_on_the_domain_escapes(handler, stub, operation):
     with pytest.raises(handler.StudioCleanupError, match=rf"{DOMAIN}.*domain {DOMAIN}.*AccessDenied") as caught:
         handler.is_complete(efs_event(), None)
     assert isinstance(caught.value.__cause__, ClientError)
+
+
+# ------------------------------------------------------------------------------------------- one person, one space
+
+
+def scoped_event(request_type: str, **scope) -> dict:
+    ev = event(request_type)
+    ev["ResourceProperties"].update(scope)
+    if request_type != "Create":
+        name = scope.get("UserProfileName") or scope.get("SpaceName")
+        ev["PhysicalResourceId"] = f"{PHYSICAL_ID}/{'user' if 'UserProfileName' in scope else 'space'}/{name}"
+    return ev
+
+
+def expect_owned_apps(stubber, apps, **owner):
+    stubber.add_response("list_apps", {"Apps": apps}, {"DomainIdEquals": DOMAIN, **owner, "MaxResults": 100})
+
+
+def owned_space(name: str, owner: str, status: str = "InService", sharing: str = "Private") -> dict:
+    return {**space(name, status), "OwnershipSettingsSummary": {"OwnerUserProfileName": owner},
+            "SpaceSharingSettingsSummary": {"SharingType": sharing}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scope", "physical_id"),
+    [({"UserProfileName": "bob"}, f"{PHYSICAL_ID}/user/bob"), ({"SpaceName": "team-space-0123456789"}, f"{PHYSICAL_ID}/space/team-space-0123456789")],
+)
+def test_a_guard_per_profile_or_space_names_it_in_its_physical_id(handler, monkeypatch, scope, physical_id):
+    monkeypatch.setattr(handler, "_client", lambda: pytest.fail("no AWS call on Create/Update"))
+    for request_type in ("Create", "Update"):
+        assert handler.on_event(scoped_event(request_type, **scope)) == {"PhysicalResourceId": physical_id}
+        assert handler.is_complete(scoped_event(request_type, **scope)) == {"IsComplete": True}
+
+
+def test_a_space_replaced_for_a_new_owner_gets_a_new_physical_id_so_the_old_one_is_deleted(handler):
+    updated = scoped_event("Update", SpaceName="team-space-new")
+    updated["OldResourceProperties"] = {"DomainId": DOMAIN, "SpaceName": "team-space-old"}
+    assert handler.on_event(updated)["PhysicalResourceId"] != f"{PHYSICAL_ID}/space/team-space-old"
+
+
+def test_both_a_user_and_a_space_is_an_error(handler):
+    with pytest.raises(handler.StudioCleanupError, match="not both"):
+        handler.on_event(scoped_event("Create", UserProfileName="bob", SpaceName="s"))
+
+
+def test_removing_a_person_deletes_only_their_apps_on_delete(handler, stub):
+    apps = [user_app("default", "InService", user="bob"), user_app("lab", "Deleted", user="bob")]
+    expect_owned_apps(stub, apps, UserProfileNameEquals="bob")
+    expect_delete_app(stub, apps[0])
+    ev = scoped_event("Delete", UserProfileName="bob")
+    assert handler.on_event(ev) == {"PhysicalResourceId": ev["PhysicalResourceId"]}
+
+
+def test_removed_person_waits_for_their_apps_before_touching_spaces(handler, stub):
+    expect_owned_apps(stub, [user_app("default", "Deleting", user="bob")], UserProfileNameEquals="bob")
+    assert handler.is_complete(scoped_event("Delete", UserProfileName="bob")) == {"IsComplete": False}
+
+
+def test_removed_person_private_spaces_lose_their_apps_then_go(handler, stub):
+    spaces = [owned_space("bob-private", "bob"), owned_space("alice-private", "alice")]
+    ev = scoped_event("Delete", UserProfileName="bob")
+    # Poll 1: no user apps; bob's space still has an app: only that app is deleted.
+    expect_owned_apps(stub, [], UserProfileNameEquals="bob")
+    expect_spaces(stub, spaces)
+    app = space_app("lab", "InService", space="bob-private")
+    expect_owned_apps(stub, [app], SpaceNameEquals="bob-private")
+    expect_delete_app(stub, app)
+    assert handler.is_complete(ev) == {"IsComplete": False}
+    # Poll 2: the app is gone: bob's space (not alice's) is deleted.
+    expect_owned_apps(stub, [], UserProfileNameEquals="bob")
+    expect_spaces(stub, spaces)
+    expect_owned_apps(stub, [{**app, "Status": "Deleted"}], SpaceNameEquals="bob-private")
+    expect_delete_space(stub, "bob-private")
+    assert handler.is_complete(ev) == {"IsComplete": False}
+    # Poll 3: nothing of bob's left: CloudFormation may delete the profile.
+    expect_owned_apps(stub, [], UserProfileNameEquals="bob")
+    expect_spaces(stub, [spaces[1]])
+    assert handler.is_complete(ev) == {"IsComplete": True}
+
+
+def test_removed_space_waits_for_its_apps_and_leaves_the_space_to_cloudformation(handler, stub):
+    ev = scoped_event("Delete", SpaceName="team-space-0123456789")
+    app = space_app("lab", "InService", space="team-space-0123456789")
+    expect_owned_apps(stub, [app], SpaceNameEquals="team-space-0123456789")
+    expect_delete_app(stub, app)
+    assert handler.is_complete(ev) == {"IsComplete": False}
+    expect_owned_apps(stub, [{**app, "Status": "Deleted"}], SpaceNameEquals="team-space-0123456789")
+    assert handler.is_complete(ev) == {"IsComplete": True}
+
+
+def test_removed_person_access_denied_escapes(handler, stub):
+    app = user_app("default", "InService", user="bob")
+    expect_owned_apps(stub, [app], UserProfileNameEquals="bob")
+    expect_delete_app(stub, app, error="AccessDeniedException")
+    with pytest.raises(handler.StudioCleanupError, match="could not delete app"):
+        handler.is_complete(scoped_event("Delete", UserProfileName="bob"))

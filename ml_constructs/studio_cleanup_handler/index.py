@@ -58,6 +58,21 @@ Errors
 * Any other ``ClientError`` (AccessDenied, Throttling after botocore's retries, Validation...) is raised as
   :class:`StudioCleanupError` naming the domain and the app/space/profile, so the framework reports FAILED.
 
+One person, one space
+---------------------
+With ``"UserProfileName": <name>`` or ``"SpaceName": <name>`` among the properties the resource guards that
+one profile or space only, so removing a person or a space from the configuration works while the domain
+stays (CloudFormation deletes the resource, which depends on the profile/space, first):
+
+* user profile: Delete requests deletion of the user's apps, then of the apps of every space the user owns
+  (their private spaces), then of those spaces; ``is_complete`` answers ``True`` once none remains, and
+  CloudFormation deletes the profile;
+* space: Delete requests deletion of the space's apps; ``True`` once none remains, and CloudFormation
+  deletes the space.
+
+The physical id names the domain and the profile/space, so a new name (a space replaced for a new owner)
+is a new physical id: CloudFormation then deletes the old one, with the old name, after the update.
+
 Only the standard library and boto3/botocore are used (Python 3.12+ Lambda runtime).
 """
 
@@ -76,6 +91,8 @@ IN_PROGRESS = "Deleting"
 DOMAIN_DELETE_FAILED = "Delete_Failed"
 
 DELETE_HOME_EFS = "DeleteHomeEfs"
+USER_PROFILE = "UserProfileName"
+SPACE = "SpaceName"
 DELETE_EFS_RETENTION = {"HomeEfsFileSystem": "Delete"}
 
 NOT_FOUND = "ResourceNotFound"
@@ -103,8 +120,15 @@ def on_event(event: dict, context: Any = None) -> dict:
     request_type = event["RequestType"]
     domain_id = _domain_id(event)
     delete_home_efs = _delete_home_efs(event)  # validated on every request, so a bad value fails the deploy
+    scope = _scope(event)
     if request_type in ("Create", "Update"):
-        return {"PhysicalResourceId": f"{PHYSICAL_ID_PREFIX}{domain_id}"}
+        suffix = f"/{scope[0]}/{scope[1]}" if scope else ""
+        return {"PhysicalResourceId": f"{PHYSICAL_ID_PREFIX}{domain_id}{suffix}"}
+    if request_type == "Delete" and scope:
+        kind, name = scope
+        print(f"[{domain_id}] Delete of {kind} {name}: requesting deletion of its apps")
+        _delete_apps(domain_id, **_owner_filter(kind, name))
+        return {"PhysicalResourceId": event["PhysicalResourceId"]}
     if request_type == "Delete":
         mode = "profiles and domain follow, home EFS deleted" if delete_home_efs else "home EFS retained"
         print(f"[{domain_id}] Delete ({mode}): requesting deletion of the domain's apps")
@@ -123,6 +147,9 @@ def is_complete(event: dict, context: Any = None) -> dict:
 
     domain_id = _domain_id(event)
     delete_home_efs = _delete_home_efs(event)
+    scope = _scope(event)
+    if scope:
+        return {"IsComplete": _clean_one(domain_id, *scope)}
     apps = _delete_apps(domain_id)
     if apps:
         print(f"[{domain_id}] waiting for {len(apps)} app(s): {', '.join(apps)}")
@@ -145,14 +172,59 @@ def is_complete(event: dict, context: Any = None) -> dict:
     return {"IsComplete": _delete_domain(domain_id)}
 
 
+# --------------------------------------------------------------------------------------------------- one person, one space
+
+
+def _clean_one(domain_id: str, kind: str, name: str) -> bool:
+    """Apps of one user or space (and, for a user, the spaces it owns); True once nothing of it remains."""
+    apps = _delete_apps(domain_id, **_owner_filter(kind, name))
+    if apps:
+        print(f"[{domain_id}] waiting for {len(apps)} app(s) of {kind} {name}: {', '.join(apps)}")
+        return False
+    if kind == "space":
+        print(f"[{domain_id}] no apps left in space {name}: it can be deleted")
+        return True
+    owned = [s for s in _list(domain_id, "list_spaces", "Spaces", "spaces") if _owner(s) == name]
+    space_apps = [app for space in owned for app in _delete_apps(domain_id, SpaceNameEquals=space["SpaceName"])]
+    if space_apps:
+        print(f"[{domain_id}] waiting for {len(space_apps)} app(s) in spaces of user {name}: {', '.join(space_apps)}")
+        return False
+    spaces = _delete_each(
+        domain_id, owned, kind="space", label=lambda space: space["SpaceName"],
+        key=lambda space: {"DomainId": domain_id, "SpaceName": space["SpaceName"]}, delete=_client().delete_space,
+    )  # fmt: skip
+    if spaces:
+        print(f"[{domain_id}] waiting for {len(spaces)} space(s) of user {name}: {', '.join(spaces)}")
+        return False
+    print(f"[{domain_id}] no apps or spaces of user {name} left: the profile can be deleted")
+    return True
+
+
+def _owner(space: dict) -> str | None:
+    return (space.get("OwnershipSettingsSummary") or {}).get("OwnerUserProfileName")
+
+
+def _owner_filter(kind: str, name: str) -> dict:
+    return {"UserProfileNameEquals": name} if kind == "user" else {"SpaceNameEquals": name}
+
+
+def _scope(event: dict) -> tuple[str, str] | None:
+    """("user", name), ("space", name), or None for the whole domain."""
+    properties = event.get("ResourceProperties", {})
+    scopes = [(kind, properties[key]) for kind, key in (("user", USER_PROFILE), ("space", SPACE)) if properties.get(key)]
+    if len(scopes) > 1:
+        raise StudioCleanupError(f"[{properties.get('DomainId')}] set {USER_PROFILE} or {SPACE}, not both")
+    return scopes[0] if scopes else None
+
+
 # --------------------------------------------------------------------------------------------------- apps
 
 
-def _delete_apps(domain_id: str) -> list[str]:
-    """Request deletion of every live app; return labels of the apps that are not yet Deleted."""
+def _delete_apps(domain_id: str, **owner: str) -> list[str]:
+    """Request deletion of every live app (of one owner, when given); return labels of those not yet Deleted."""
     return _delete_each(
         domain_id,
-        _list(domain_id, "list_apps", "Apps", "apps"),
+        _list(domain_id, "list_apps", "Apps", "apps", **owner),
         kind="app",
         label=_app_label,
         key=lambda app: _app_key(domain_id, app),
@@ -288,11 +360,11 @@ def _delete_each(
     return remaining
 
 
-def _list(domain_id: str, operation: str, key: str, what: str) -> list[dict]:
+def _list(domain_id: str, operation: str, key: str, what: str, **filters: str) -> list[dict]:
     """All items of a paginated List* call for the domain (every page is read before anything is deleted);
     an empty list if the domain no longer exists."""
     items: list[dict] = []
-    kwargs: dict = {"DomainIdEquals": domain_id, "MaxResults": 100}
+    kwargs: dict = {"DomainIdEquals": domain_id, **filters, "MaxResults": 100}
     while True:
         try:
             page = getattr(_client(), operation)(**kwargs)

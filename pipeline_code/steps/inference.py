@@ -475,6 +475,8 @@ def _coerce(frame: pd.DataFrame, bundle: Dict[str, Any]) -> Dict[str, np.ndarray
     columns = {}
     for name in bundle["features"]:
         raw = frame[name].astype(object)
+        if name not in bundle["numeric_set"]:  # categories are trimmed in training (preprocess.py) too
+            raw = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
         missing = raw.isna().to_numpy() | raw.isin(_NULLS).to_numpy()
         if name in bundle["numeric_set"]:
             values = pd.to_numeric(raw.where(~missing), errors="coerce").to_numpy(dtype=np.float64)

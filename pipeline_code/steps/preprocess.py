@@ -54,6 +54,8 @@ SPLITS = ("train", "validation", "test")
 OUTPUT_SUBDIRS = ("train", "validation", "test", "artifacts", "baseline")
 
 MISSING_CATEGORY = "missing"  # the explicit level that missing categorical values become
+# A whole-number target with more distinct values than this (and than half its rows) is a measurement.
+MAX_NUMERIC_CLASSES = 50
 MAX_CATEGORIES = 50  # one-hot columns per categorical feature; rarer levels share one "infrequent" column
 # A text column with at least this share of numeric cells is a numeric column with bad cells: rejected.
 NUMERIC_GARBAGE_THRESHOLD = 0.9
@@ -117,7 +119,12 @@ def _compact(name: str, arr, target: str, path: Path):
         if name == target:
             return "numeric", arr if pa.types.is_integer(t) else arr.cast(pa.float64())
         return "numeric", arr.cast(pa.float32(), safe=False)
+    if (pa.types.is_binary(t) or pa.types.is_large_binary(t)) and path.suffix.lower() == ".csv":
+        raise PreprocessError(_not_utf8(path, f"column '{name}' has bytes that are no UTF-8 text"))
     if pa.types.is_string(t):
+        # " yes" and "yes" are one category (or class), as inference.py reads them too.
+        arr = pc.utf8_trim_whitespace(arr)
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
         return "text", arr if name == target else arr.dictionary_encode()
     raise PreprocessError(f"column '{name}' in {path} has unsupported type {t}")
 
@@ -157,8 +164,15 @@ def read_csv(path: Path, target: str) -> Tuple[List[str], Dict[str, List[Tuple[s
         if temporal:
             table = pcsv.read_csv(path, convert_options=_csv_convert_options({n: pa.string() for n in temporal}))
     except pa.ArrowInvalid as exc:
+        if "utf8" in str(exc).lower().replace("-", ""):
+            raise PreprocessError(_not_utf8(path, one_line(exc))) from None
         raise PreprocessError(f"cannot parse {path}: {one_line(exc)}") from None
     return table.column_names, _compact_table(table, target, path)
+
+
+def _not_utf8(path: Path, detail: str) -> str:
+    return (f"{path} is not UTF-8 text ({detail}); save it as UTF-8, e.g. "
+            f"iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.csv")
 
 
 class _ReadWhole(Exception):
@@ -276,7 +290,29 @@ def prepare_target(table: pa.Table, target: str) -> Tuple[pa.Table, pa.Array, st
         if pc.all(pc.equal(as_int.cast(pa.float64()), labels)).as_py():
             labels = as_int
     kind = "string" if pa.types.is_string(labels.type) else ("int64" if pa.types.is_integer(labels.type) else "float64")
+    check_classes(labels, target)
     return table, labels, kind
+
+
+def check_classes(labels: pa.Array, target: str) -> None:
+    """Class labels with at least two rows each; numbers that look like a measurement are refused."""
+    only = "only classification is supported: use a column of class labels"
+    counts = pc.value_counts(labels)
+    values, rows = counts.field("values"), counts.field("counts").to_numpy()
+    if pa.types.is_floating(labels.type):  # prepare_target made whole numbers int64: these have fractions
+        shown = ", ".join(repr(v) for v in pc.unique(labels).to_pylist()[:3])
+        raise PreprocessError(f"target column '{target}' looks continuous (values such as {shown}); {only}")
+    if pa.types.is_integer(labels.type) and len(values) > MAX_NUMERIC_CLASSES and len(values) > 0.5 * len(labels):
+        raise PreprocessError(
+            f"target column '{target}' looks continuous ({len(values)} distinct numbers in {len(labels)} rows); {only}"
+        )
+    lonely = [values[i].as_py() for i in np.flatnonzero(rows < 2)]
+    if lonely and len(values) > 1:
+        raise PreprocessError(
+            f"class {lonely[0]!r} of target column '{target}' has only one row"
+            + (f" (and {len(lonely) - 1} more classes)" if len(lonely) > 1 else "")
+            + f"; every class needs rows in each split: add rows or drop the class ({only})"
+        )
 
 
 def split_indices(codes: np.ndarray, validation_fraction: float, test_fraction: float, seed: int):

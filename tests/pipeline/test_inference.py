@@ -167,3 +167,15 @@ def test_error_class_carries_toolkit_attributes():
 
 def test_null_values_match_preprocess():
     assert inference.NULL_VALUES == preprocess.NULL_VALUES
+
+
+def test_categories_with_stray_spaces_predict_like_trimmed_ones(bundle, raw):
+    """Training trims categories (preprocess.py); requests with the same stray spaces get the same answer."""
+    features = raw[0].head(40)
+    spaced = features.copy()
+    for name in bundle["categorical"]:
+        spaced[name] = " " + spaced[name] + "  "
+    as_json = {"instances": spaced.to_dict(orient="records")}
+    got, _ = _invoke(bundle, json.dumps(as_json), "application/json", "application/json")
+    want, _ = _invoke(bundle, _csv(features), "text/csv", "application/json")
+    assert json.loads(got)["predictions"] == json.loads(want)["predictions"]

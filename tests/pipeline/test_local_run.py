@@ -51,3 +51,10 @@ def test_a_failing_step_stops_the_run(tmp_path):
     assert "ERROR: target column 'label' not found" in result.stdout
     assert "FAILED: PreprocessData failed" in result.stderr
     assert "[2/4]" not in result.stdout
+
+
+def test_make_local_run_can_keep_its_work_directory_for_a_serving_round_trip(local_pipeline):
+    assert f"Kept in {local_pipeline.work}" in local_pipeline.out
+    assert (local_pipeline.work / "evaluation" / "output" / "evaluation.json").is_file()
+    dry_run = subprocess.run(["make", "-n", "local-run", "KEEP=.local-run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "-m pipeline_code.local_run" in dry_run.stdout and "--work-dir .local-run" in dry_run.stdout, dry_run.stdout + dry_run.stderr

@@ -312,3 +312,44 @@ def test_single_class_target(tmp_path):
 def test_bad_fractions_are_a_usage_error(tmp_path):
     run = _run(tmp_path, tmp_path / "out", "label", "--validation-fraction", "0.6", "--test-fraction", "0.5")
     assert run.code == 2 and "sum to less than 1" in run.err
+
+
+# --------------------------------------------------------------------------- input a new user brings
+
+
+def test_stray_spaces_around_categories_and_labels_are_trimmed(tmp_path):
+    """' yes' and 'yes ' are the class 'yes', ' red' the category 'red': not new classes or levels."""
+    frame = make_frame(rows=300)
+    colors = set(frame["color"])
+    frame.loc[frame.index % 7 == 0, "label"] = " " + frame["label"] + " "
+    frame.loc[frame.index % 5 == 0, "color"] = frame["color"] + "  "
+    output = preprocess_frame(frame, tmp_path)
+    payload = joblib.load(output / "artifacts" / "preprocessor.joblib")
+    assert payload["classes"] == ["no", "yes"]
+    levels = payload["preprocessor"].named_transformers_["cat"].named_steps["onehot"].categories_[0]
+    assert set(levels) == colors
+    assert set(pd.read_csv(output / "train" / "train.csv")["label"]) == {"no", "yes"}
+
+
+def test_a_file_that_is_not_utf8_says_so(tmp_path):
+    input_dir = tmp_path / "in"
+    input_dir.mkdir()
+    (input_dir / "latin1.csv").write_bytes("city,label\nMünchen,a\nKöln,b\n".encode("latin-1") * 1)
+    _assert_failed_cleanly(_run(input_dir, tmp_path / "out", "label"), tmp_path / "out", "latin1.csv is not UTF-8 text", "iconv")
+
+
+@pytest.mark.parametrize(
+    ("labels", "needles"),
+    [
+        ([0.5, 1.25, 2.75, 3.125] * 50, ("target column 'label' looks continuous", "0.5", "only classification is supported")),
+        (list(range(200)), ("looks continuous (200 distinct numbers in 200 rows)", "only classification is supported")),
+        (["a", "b"] * 100 + ["rare"], ("class 'rare' of target column 'label' has only one row", "only classification is supported")),
+    ],
+    ids=["fractions", "many-integers", "one-row-class"],
+)
+def test_a_target_that_is_no_class_label_names_the_problem(tmp_path, labels, needles):
+    frame = pd.DataFrame({"x": np.arange(len(labels), dtype=float), "label": labels})
+    input_dir = tmp_path / "in"
+    input_dir.mkdir()
+    frame.to_csv(input_dir / "data.csv", index=False)
+    _assert_failed_cleanly(_run(input_dir, tmp_path / "out", "label"), tmp_path / "out", *needles)
