@@ -344,10 +344,17 @@ def test_model_role_writes_capture_and_results_and_reads_artifacts_and_requests_
 
 def test_roles_using_sagemaker_in_the_vpc_can_manage_only_this_vpcs_interfaces(sandbox):
     t = sandbox.template_json("Foundation")
-    for role in ["JobRole", "ModelExecutionRole", "StudioUserRole"]:
-        (statement,) = [s for s in role_statements(t, role) if "ec2:CreateNetworkInterface" in as_list(s["Action"])]
-        vpc = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
-        assert "NetworkVpc" in str(vpc)
+    for role in ["JobRole", "ModelExecutionRole", "MultiModelRole", "MonitoringJobRole", "StudioUserRole", "StudioLeadRole"]:
+        create = [s for s in role_statements(t, role) if "ec2:CreateNetworkInterface" in as_list(s["Action"])]
+        by_resource = {r["Fn::Join"][1][-1]: s.get("Condition") for s in create for r in as_list(s["Resource"])}
+        # ec2:Vpc exists on the subnet and security group CreateNetworkInterface checks, not on the new interface.
+        assert sorted(by_resource) == [":network-interface/*", ":security-group/*", ":subnet/*"], role
+        assert by_resource[":network-interface/*"] is None, role
+        for kind in (":security-group/*", ":subnet/*"):
+            assert "NetworkVpc" in str(by_resource[kind]["ArnEquals"]["ec2:Vpc"]), role
+        (manage,) = [s for s in role_statements(t, role) if "ec2:DeleteNetworkInterface" in as_list(s["Action"])]
+        assert "NetworkVpc" in str(manage["Condition"]["ArnEquals"]["ec2:Vpc"])
+        assert manage["Resource"]["Fn::Join"][1][-1] == ":network-interface/*"
 
 
 def test_encrypt_actions_are_explicit(sandbox):
