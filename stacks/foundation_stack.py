@@ -12,7 +12,7 @@ from constructs import Construct
 from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
-from ml_constructs.roles import SAGEMAKER, DutyRole
+from ml_constructs.roles import SAGEMAKER, SAGEMAKER_METRIC_NAMESPACES, DutyRole
 from ml_constructs.sagemaker_pipeline import framework_repository_arn, model_monitor_repository_arn
 
 SCHEDULER = "scheduler.amazonaws.com"
@@ -27,8 +27,6 @@ BATCH_SCORING_PREFIX = "batch-scoring/"
 CAPTURE_PREFIX = "data-capture/"
 DRIFT_REPORTS_PREFIX = "drift/"
 MODEL_MONITOR_REPORTS_PREFIX = "model-monitor/"
-# Model Monitor publishes its data-quality metrics here (with the monitoring job's role).
-MODEL_MONITOR_METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 
 
 class FoundationStack(cdk.Stack):
@@ -138,6 +136,7 @@ class FoundationStack(cdk.Stack):
         network.grant_manage_job_network_interfaces(self.job_role)
         self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}ProcessingJobs")
         self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TrainingJobs")
+        self.job_role.allow_put_metrics(namespaces=[SAGEMAKER_METRIC_NAMESPACES])
 
         sklearn_repository = framework_repository_arn(self, framework="sklearn", version=SKLEARN_VERSION)
         self.job_role.allow_pull_images(repository_arns=[sklearn_repository])
@@ -160,6 +159,7 @@ class FoundationStack(cdk.Stack):
             network.grant_manage_job_network_interfaces(serving_role)
             serving_role.allow_pull_images(repository_arns=[sklearn_repository])
             serving_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}Endpoints")
+            serving_role.allow_put_metrics(namespaces=[SAGEMAKER_METRIC_NAMESPACES])
         self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TransformJobs")
 
         # Drift check: read captured traffic and the registered baselines, write reports and metrics.
@@ -168,7 +168,8 @@ class FoundationStack(cdk.Stack):
         self.model_bucket.grant_read(monitoring, prefix=f"{self.model_build_pipeline_name}/*/baseline/")
         self.reports_bucket.grant_write(monitoring, prefix=DRIFT_REPORTS_PREFIX)
         monitoring.allow_describe_model_packages(group_name=self.model_package_group_name)
-        monitoring.allow_put_metrics(namespace=drift_metric_namespace)
+        # Its own drift namespace, and SageMaker's (job metrics; Model Monitor's data-quality metrics).
+        monitoring.allow_put_metrics(namespaces=[drift_metric_namespace, SAGEMAKER_METRIC_NAMESPACES])
         self.models_key.grant_use_by_aws_resources(monitoring)
         network.grant_manage_job_network_interfaces(monitoring)
         monitoring.allow_pull_images(repository_arns=[sklearn_repository])
@@ -179,7 +180,6 @@ class FoundationStack(cdk.Stack):
             monitoring.allow_pull_images(repository_arns=[model_monitor_repository])
             self.reports_bucket.grant_read(monitoring, prefix=f"{self.model_build_pipeline_name}/*/data-quality-baseline/")
             self.reports_bucket.grant_write(monitoring, prefix=MODEL_MONITOR_REPORTS_PREFIX)
-            monitoring.allow_put_metrics(namespace=MODEL_MONITOR_METRIC_NAMESPACE)
 
         # Pipelines: launch VPC-bound jobs with the job and model roles, read what steps wrote.
         self.pipeline_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
@@ -190,6 +190,8 @@ class FoundationStack(cdk.Stack):
         self.reports_bucket.grant_read(self.pipeline_role)
         self.data_bucket.grant_read(self.pipeline_role)
         self.models_key.grant_use_by_aws_resources(self.pipeline_role)
+        # Every pipeline definition carries an experiment config: each execution is recorded as a trial.
+        self.pipeline_role.allow_track_pipeline_experiments()
 
         # Studio personas: explore data, run VPC-bound experiments, start pipelines; leads also
         # review and approve the registry's model packages.
@@ -205,6 +207,9 @@ class FoundationStack(cdk.Stack):
             self.model_role.grant_pass_role(studio_role)
             self.models_key.grant_use_by_aws_resources(studio_role)
             network.grant_manage_job_network_interfaces(studio_role)
+            # Studio's pipeline and registry pages, and the job and endpoint logs they link to.
+            studio_role.allow_browse_pipelines_and_logs(log_group_prefix=SAGEMAKER_LOG_GROUPS)
+        self.studio_user_role.allow_describe_model_packages(group_name=self.model_package_group_name)
         self.studio_lead_role.allow_review_model_packages(group_name=self.model_package_group_name)
         # Leads publish model archives to the multi-model endpoint.
         self.model_bucket.grant_write(self.studio_lead_role, prefix=multi_model_prefix)
