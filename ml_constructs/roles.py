@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_iam as iam
@@ -10,6 +12,24 @@ from constructs import Construct
 from ml_constructs.nag import acknowledge_wildcards
 
 SAGEMAKER = "sagemaker.amazonaws.com"
+
+
+class ApiCall(NamedTuple):
+    """One authorization a role's duty needs: what the tests check the role's policies allow.
+
+    :param action: the IAM action (``service:Action``).
+    :param resource: an example ARN of what the call touches; ``{name}`` placeholders stand for the
+        environment's names (``{prefix}``, ``{data_bucket}``, ``{models_key}``, ...) and are filled in
+        from the synthesized stacks.
+    :param context: the condition keys the request carries (values may use placeholders too).
+    :param feature: the platform feature the call belongs to (``mlflow``, ``serving``, ``async``,
+        ``batch``, ``multi_model``, ``drift_check``, ``model_monitor``, ``tuning``). Default: always made.
+    """
+
+    action: str
+    resource: str
+    context: dict[str, Any] | None = None
+    feature: str | None = None
 
 # SageMaker creates these with a role; each must carry a VPC config (VPC-only jobs).
 VPC_BOUND_CREATE_ACTIONS = [

@@ -14,8 +14,19 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from ml_constructs.nag import acknowledge, acknowledge_wildcards
+from ml_constructs.roles import ApiCall
 
 CLEANUP_HANDLER_DIR = Path(__file__).resolve().parent / "studio_cleanup_handler"
+_SM = "arn:aws:sagemaker:{region}:{account}"
+# What the cleanup handlers call at stack delete (studio_cleanup_handler/index.py), and their logs.
+CLEANUP_ROLE_CALLS = (
+    ApiCall("sagemaker:ListApps", "*"),
+    ApiCall("sagemaker:ListSpaces", "*"),
+    ApiCall("sagemaker:DeleteApp", f"{_SM}:app/{{domain_id}}/bob/jupyterlab/default"),
+    ApiCall("sagemaker:DeleteSpace", f"{_SM}:space/{{domain_id}}/team-space"),
+    ApiCall("logs:CreateLogStream", "{cleanup_log_group}:log-stream:2026/11/20/[$LATEST]0123456789abcdef"),
+    ApiCall("logs:PutLogEvents", "{cleanup_log_group}:log-stream:2026/11/20/[$LATEST]0123456789abcdef"),
+)
 
 
 @dataclass(frozen=True)
