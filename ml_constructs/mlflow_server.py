@@ -9,6 +9,7 @@ from constructs import Construct
 
 
 # What a data scientist's code does through the MLflow client, and the console link to the UI.
+# What a data scientist's code does through the MLflow client, and the console link to the UI.
 MLFLOW_USE_ACTIONS = [
     "sagemaker-mlflow:AccessUI",
     "sagemaker-mlflow:CreateExperiment",
@@ -41,6 +42,21 @@ MLFLOW_USE_ACTIONS = [
     "sagemaker-mlflow:UpdateExperiment",
     "sagemaker-mlflow:UpdateRun",
 ]
+# The model registry as the MLflow client and UI use it: find, download, alias, tag and describe versions
+# (deletes stay with the server's administrators).
+MLFLOW_REGISTRY_ACTIONS = [
+    "sagemaker-mlflow:DeleteRegisteredModelAlias",
+    "sagemaker-mlflow:GetDownloadURIForModelVersionArtifacts",
+    "sagemaker-mlflow:GetLatestModelVersions",
+    "sagemaker-mlflow:GetModelVersionByAlias",
+    "sagemaker-mlflow:SearchModelVersions",
+    "sagemaker-mlflow:SearchRegisteredModels",
+    "sagemaker-mlflow:SetModelVersionTag",
+    "sagemaker-mlflow:SetRegisteredModelAlias",
+    "sagemaker-mlflow:SetRegisteredModelTag",
+    "sagemaker-mlflow:UpdateModelVersion",
+    "sagemaker-mlflow:UpdateRegisteredModel",
+]
 DESCRIBE_ACTIONS = ["sagemaker:CreatePresignedMlflowTrackingServerUrl", "sagemaker:DescribeMlflowTrackingServer"]
 
 
@@ -70,8 +86,8 @@ class MlflowTrackingServer(Construct):
         self.server_arn = self.server.attr_tracking_server_arn
 
     def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` log experiments and runs to this server and open its UI."""
+        """Let ``grantee`` log experiments and runs to this server, use its model registry and open its UI."""
         server_arn = cdk.Stack.of(self).format_arn(service="sagemaker", resource="mlflow-tracking-server", resource_name=self.server_name)
         return iam.Grant.add_to_principal(
-            grantee=grantee, actions=sorted(DESCRIBE_ACTIONS + MLFLOW_USE_ACTIONS), resource_arns=[server_arn]
+            grantee=grantee, actions=sorted(DESCRIBE_ACTIONS + MLFLOW_USE_ACTIONS + MLFLOW_REGISTRY_ACTIONS), resource_arns=[server_arn]
         )

@@ -176,23 +176,41 @@ class PrivateNetwork(Construct):
             ],
             resource_arns=["*"],
         )
+        # Each EC2 action is authorized per resource, with the condition keys the service authorization
+        # reference lists for that resource: CreateNetworkInterface checks the new interface (which has
+        # no ec2:Vpc key) and the subnet and security groups it goes into (which have one). So the VPC
+        # condition sits on the subnet and security group; the interface itself can only land there.
+        stack = cdk.Stack.of(self)
+
+        def ec2_arn(kind: str) -> str:
+            return stack.format_arn(service="ec2", resource=kind, resource_name="*")
+
+        in_this_vpc = {"ArnEquals": {"ec2:Vpc": self.vpc.vpc_arn}}
+        interfaces = ec2_arn("network-interface")
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["ec2:CreateNetworkInterface"],
+            resource_arns=[ec2_arn("security-group"), ec2_arn("subnet")],
+            conditions=in_this_vpc,
+        )
+        iam.Grant.add_to_principal(grantee=grantee, actions=["ec2:CreateNetworkInterface"], resource_arns=[interfaces])
+        # Existing interfaces carry ec2:Vpc: only this VPC's may be shared with SageMaker or deleted.
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=[
-                "ec2:CreateNetworkInterface",
                 "ec2:CreateNetworkInterfacePermission",
                 "ec2:DeleteNetworkInterface",
                 "ec2:DeleteNetworkInterfacePermission",
             ],
-            # Interface ids are unknown until created; the VPC condition keeps them in this VPC.
-            resource_arns=["*"],
-            conditions={"ArnEquals": {"ec2:Vpc": self.vpc.vpc_arn}},
+            resource_arns=[interfaces],
+            conditions=in_this_vpc,
         )
         acknowledge_wildcards(
             grantee,
-            resources=["*"],
+            resources=["*", interfaces, ec2_arn("security-group"), ec2_arn("subnet")],
             reason="EC2 Describe* calls support no resource-level permissions, and network interfaces "
-            "SageMaker creates have unknown ids; create/delete are held to this VPC by an ec2:Vpc condition.",
+            "SageMaker creates have unknown ids; they can only be created in this VPC's subnets and security "
+            "groups (ec2:Vpc condition), and only this VPC's may be shared or deleted.",
         )
 
     def _vpc(self, spec: NewVpcSpec | ExistingVpcSpec) -> ec2.IVpc:

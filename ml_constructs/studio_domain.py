@@ -18,6 +18,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from ml_constructs.nag import acknowledge, acknowledge_wildcards
+from ml_constructs.roles import ApiCall
 
 CLEANUP_HANDLER_DIR = Path(__file__).resolve().parent / "studio_cleanup_handler"
 SPACE_NAME_HASH_LENGTH = 10
@@ -30,6 +31,16 @@ def space_name(display_name: str, *create_only: dict) -> str:
     """``<display name>-<hash of the space's create-only settings>``: a new owner gives a new name."""
     rendered = json.dumps([display_name, *create_only], sort_keys=True, separators=(",", ":"))
     return f"{display_name}-{hashlib.sha256(rendered.encode()).hexdigest()[:SPACE_NAME_HASH_LENGTH]}"
+_SM = "arn:aws:sagemaker:{region}:{account}"
+# What the cleanup handlers call at stack delete (studio_cleanup_handler/index.py), and their logs.
+CLEANUP_ROLE_CALLS = (
+    ApiCall("sagemaker:ListApps", "*"),
+    ApiCall("sagemaker:ListSpaces", "*"),
+    ApiCall("sagemaker:DeleteApp", f"{_SM}:app/{{domain_id}}/bob/jupyterlab/default"),
+    ApiCall("sagemaker:DeleteSpace", f"{_SM}:space/{{domain_id}}/team-space"),
+    ApiCall("logs:CreateLogStream", "{cleanup_log_group}:log-stream:2026/11/20/[$LATEST]0123456789abcdef"),
+    ApiCall("logs:PutLogEvents", "{cleanup_log_group}:log-stream:2026/11/20/[$LATEST]0123456789abcdef"),
+)
 
 
 @dataclass(frozen=True)

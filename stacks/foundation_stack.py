@@ -14,7 +14,7 @@ from constructs import Construct
 from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
 from ml_constructs.network import PrivateNetwork
-from ml_constructs.roles import SAGEMAKER, DutyRole
+from ml_constructs.roles import SAGEMAKER, SAGEMAKER_METRIC_NAMESPACES, ApiCall, DutyRole
 from ml_constructs.sagemaker_pipeline import framework_repository_arn, model_monitor_repository_arn
 
 SCHEDULER = "scheduler.amazonaws.com"
@@ -29,8 +29,260 @@ BATCH_SCORING_PREFIX = "batch-scoring/"
 CAPTURE_PREFIX = "data-capture/"
 DRIFT_REPORTS_PREFIX = "drift/"
 MODEL_MONITOR_REPORTS_PREFIX = "model-monitor/"
-# Model Monitor publishes its data-quality metrics here (with the monitoring job's role).
-MODEL_MONITOR_METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+
+
+# -- What each role's duty calls (AWS documentation of the duty); tests evaluate the synthesized
+# policies of every stack against these. Placeholders: see ``ApiCall``. -----------------------------
+
+SM = "arn:aws:sagemaker:{region}:{account}"
+LOGS = "arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker"
+S3 = "arn:aws:s3:::"
+RUN = "{prefix}-model-build/1a2b3c4d5e6f"  # <pipeline>/<execution id>/ in the models and reports buckets
+PASS_TO_SAGEMAKER = {"iam:PassedToService": SAGEMAKER}
+# What CreateProcessingJob/CreateTrainingJob carry for the pipeline's jobs (VpcConfig, volume and output keys).
+VPC_JOB = {
+    "sagemaker:VpcSubnets": "{subnet_ids}",
+    "sagemaker:VpcSecurityGroupIds": ["{security_group}"],
+    "sagemaker:VolumeKmsKey": "{models_key}",
+    "sagemaker:OutputKmsKey": "{models_key}",
+    "sagemaker:InterContainerTrafficEncryption": True,
+}
+# A tuning request as the SDK writes it: whether HyperParameterTuningResourceConfig.VolumeKmsKeyId fills
+# sagemaker:VolumeKmsKey is not documented, so the check assumes the worst case, that it does not.
+TUNING_JOB = {k: v for k, v in VPC_JOB.items() if k != "sagemaker:VolumeKmsKey"}
+FOR_AWS_RESOURCE = {"kms:GrantIsForAWSResource": True}
+
+
+def _in_vpc_calls() -> tuple[ApiCall, ...]:
+    """SageMaker attaching a job or endpoint to the VPC with the role (Give SageMaker access to resources in your VPC)."""
+    ec2 = "arn:aws:ec2:{region}:{account}"
+    in_vpc = {"ec2:Vpc": "{vpc_arn}"}
+    return (
+        ApiCall("ec2:CreateNetworkInterface", f"{ec2}:network-interface/eni-0123456789abcdef0"),
+        ApiCall("ec2:CreateNetworkInterface", f"{ec2}:subnet/{{subnet}}", in_vpc),
+        ApiCall("ec2:CreateNetworkInterface", f"{ec2}:security-group/{{security_group}}", in_vpc),
+        ApiCall("ec2:CreateNetworkInterfacePermission", f"{ec2}:network-interface/eni-0123456789abcdef0", in_vpc),
+        ApiCall("ec2:DeleteNetworkInterface", f"{ec2}:network-interface/eni-0123456789abcdef0", in_vpc),
+        *(ApiCall(f"ec2:Describe{what}", "*") for what in ("DhcpOptions", "NetworkInterfaces", "SecurityGroups", "Subnets", "Vpcs")),
+    )
+
+
+def _container_calls(log_group: str, namespace: str, repository: str = "{sklearn_repository}") -> tuple[ApiCall, ...]:
+    """A SageMaker container run with the role: image pull, logs, metrics, encrypted volume (execution-role docs)."""
+    stream = f"{LOGS}/{log_group}:log-stream:pipelines-1a2b3c4d5e6f-step-0123456789/algo-1-1700000000"
+    return (
+        ApiCall("ecr:GetAuthorizationToken", "*"),
+        *(ApiCall(f"ecr:{a}", repository) for a in ("BatchCheckLayerAvailability", "BatchGetImage", "GetDownloadUrlForLayer")),
+        ApiCall("logs:CreateLogGroup", f"{LOGS}/{log_group}"),
+        ApiCall("logs:CreateLogStream", stream),
+        ApiCall("logs:PutLogEvents", stream),
+        ApiCall("logs:DescribeLogStreams", f"{LOGS}/{log_group}"),
+        ApiCall("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": f"/aws/sagemaker/{namespace}"}),
+        ApiCall("kms:CreateGrant", "{models_key}", FOR_AWS_RESOURCE),
+        *_in_vpc_calls(),
+    )
+
+
+def _mlflow_client_calls(*actions: str) -> tuple[ApiCall, ...]:
+    server = f"{SM}:mlflow-tracking-server/{{prefix}}-mlflow"
+    return (
+        *(ApiCall(f"sagemaker-mlflow:{a}", server, feature="mlflow") for a in actions),
+        ApiCall("s3:PutObject", f"{S3}{{model_bucket}}/mlflow/1/0123456789abcdef/artifacts/model/model.pkl", feature="mlflow"),
+        ApiCall("kms:GenerateDataKey", "{models_key}", feature="mlflow"),
+    )
+
+
+JOB_ROLE_CALLS = (
+    *_container_calls("ProcessingJobs", "ProcessingJobs"),
+    *_container_calls("TrainingJobs", "TrainingJobs"),
+    ApiCall("s3:ListBucket", f"{S3}{{data_bucket}}", {"s3:prefix": "input/"}),
+    ApiCall("s3:GetObject", f"{S3}{{data_bucket}}/input/churn.csv"),
+    ApiCall("kms:Decrypt", "{data_key}"),
+    ApiCall("s3:ListBucket", f"{S3}{{code_bucket}}", {"s3:prefix": "{preprocess_code_key}"}),
+    ApiCall("s3:GetObject", f"{S3}{{code_bucket}}/{{preprocess_code_key}}"),
+    ApiCall("s3:PutObject", f"{S3}{{model_bucket}}/{RUN}/train/train.csv"),
+    ApiCall("s3:GetObject", f"{S3}{{model_bucket}}/{RUN}/train/train.csv"),
+    ApiCall("s3:PutObject", f"{S3}{{model_bucket}}/{RUN}/model/pipelines-1a2b3c4d5e6f-TrainModel-x/output/model.tar.gz"),
+    ApiCall("s3:PutObject", f"{S3}{{reports_bucket}}/{RUN}/evaluation/evaluation.json"),
+    ApiCall("kms:GenerateDataKey", "{models_key}"),
+    ApiCall("kms:Decrypt", "{models_key}"),
+    *_mlflow_client_calls("CreateRun", "LogMetric", "LogParam", "LogModel"),
+)
+MODEL_ROLE_CALLS = (
+    *_container_calls("Endpoints", "Endpoints"),
+    ApiCall("s3:GetObject", f"{S3}{{model_bucket}}/{RUN}/model/pipelines-1a2b3c4d5e6f-TrainModel-x/output/model.tar.gz"),
+    ApiCall("kms:Decrypt", "{models_key}"),
+    ApiCall("s3:PutObject", f"{S3}{{capture_bucket}}/data-capture/{{prefix}}-realtime/AllTraffic/2026/11/20/09/capture.jsonl", feature="serving"),
+    ApiCall("kms:GenerateDataKey", "{data_key}", feature="serving"),
+    ApiCall("s3:GetObject", f"{S3}{{data_bucket}}/async-inference/input/request-1.csv", feature="async"),
+    ApiCall("s3:PutObject", f"{S3}{{data_bucket}}/async-inference/output/{{prefix}}-async/request-1.out", feature="async"),
+    ApiCall("s3:PutObject", f"{S3}{{data_bucket}}/async-inference/failures/{{prefix}}-async/request-1-error.out", feature="async"),
+    ApiCall("sns:Publish", "{async_topic}", feature="async"),
+    ApiCall("kms:GenerateDataKey", "{async_topic_key}", feature="async"),
+    *(c._replace(feature="batch") for c in _container_calls("TransformJobs", "TransformJobs")),
+    ApiCall("s3:GetObject", f"{S3}{{data_bucket}}/batch-scoring/input/scores.csv", feature="batch"),
+    ApiCall("s3:PutObject", f"{S3}{{data_bucket}}/batch-scoring/output/scores.csv.out", feature="batch"),
+)
+MULTI_MODEL_ROLE_CALLS = tuple(
+    c._replace(feature="multi_model")
+    for c in (
+        *_container_calls("Endpoints", "Endpoints"),
+        ApiCall("s3:GetObject", f"{S3}{{code_bucket}}/{{multi_model_handlers_key}}"),
+        ApiCall("s3:GetObject", f"{S3}{{model_bucket}}/multi-model/churn/v2/model.tar.gz"),
+        ApiCall("kms:Decrypt", "{models_key}"),
+    )
+)
+MONITORING_ROLE_CALLS = tuple(
+    c if c.feature else c._replace(feature="drift_check")
+    for c in (
+        *_container_calls("ProcessingJobs", "ProcessingJobs"),
+        ApiCall("s3:GetObject", f"{S3}{{code_bucket}}/{{drift_code_key}}"),
+        ApiCall("s3:ListBucket", f"{S3}{{capture_bucket}}", {"s3:prefix": "data-capture/{prefix}-realtime/"}),
+        ApiCall("s3:GetObject", f"{S3}{{capture_bucket}}/data-capture/{{prefix}}-realtime/AllTraffic/2026/11/20/09/capture.jsonl"),
+        ApiCall("kms:Decrypt", "{data_key}"),
+        ApiCall("sagemaker:DescribeModelPackage", "{package_arn}"),
+        ApiCall("s3:GetObject", f"{S3}{{model_bucket}}/{RUN}/baseline/baseline.json"),
+        ApiCall("kms:Decrypt", "{models_key}"),
+        ApiCall("s3:PutObject", f"{S3}{{reports_bucket}}/drift/{{prefix}}-realtime/1a2b3c4d5e6f/report.json"),
+        ApiCall("kms:GenerateDataKey", "{data_key}"),
+        ApiCall("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "{drift_namespace}"}),
+        # Model Monitor's data-quality schedule runs with the same role.
+        *(c._replace(feature="model_monitor") for c in _container_calls("ProcessingJobs", "Endpoints/data-metrics", "{model_monitor_repository}")),
+        ApiCall("s3:GetObject", f"{S3}{{reports_bucket}}/{RUN}/data-quality-baseline/statistics.json", feature="model_monitor"),
+        ApiCall("s3:PutObject", f"{S3}{{reports_bucket}}/model-monitor/{{prefix}}-realtime/2026/11/20/09/constraint_violations.json", feature="model_monitor"),
+    )
+)
+_JOB = "pipelines-1a2b3c4d5e6f"
+PIPELINE_ROLE_CALLS = (
+    ApiCall("sagemaker:CreateProcessingJob", f"{SM}:processing-job/{_JOB}-preprocessdata-0123456789", VPC_JOB),
+    ApiCall("sagemaker:CreateTrainingJob", f"{SM}:training-job/{_JOB}-trainmodel-0123456789", VPC_JOB),
+    ApiCall("sagemaker:CreateHyperParameterTuningJob", f"{SM}:hyper-parameter-tuning-job/{_JOB}-tunemodel", TUNING_JOB, "tuning"),
+    ApiCall("sagemaker:AddTags", f"{SM}:processing-job/{_JOB}-preprocessdata-0123456789"),
+    ApiCall("sagemaker:DescribeProcessingJob", f"{SM}:processing-job/{_JOB}-preprocessdata-0123456789"),
+    ApiCall("sagemaker:DescribeTrainingJob", f"{SM}:training-job/{_JOB}-trainmodel-0123456789"),
+    ApiCall("sagemaker:DescribeHyperParameterTuningJob", f"{SM}:hyper-parameter-tuning-job/{_JOB}-tunemodel", feature="tuning"),
+    ApiCall("sagemaker:ListTrainingJobsForHyperParameterTuningJob", f"{SM}:hyper-parameter-tuning-job/{_JOB}-tunemodel", feature="tuning"),
+    ApiCall("sagemaker:StopTrainingJob", f"{SM}:training-job/{_JOB}-trainmodel-0123456789"),
+    ApiCall("iam:PassRole", "{job_role}", PASS_TO_SAGEMAKER),
+    ApiCall("s3:GetObject", f"{S3}{{reports_bucket}}/{RUN}/evaluation/evaluation.json"),
+    ApiCall("kms:Decrypt", "{models_key}"),
+    ApiCall("kms:CreateGrant", "{models_key}", FOR_AWS_RESOURCE),
+    ApiCall("sagemaker:DescribeModelPackageGroup", f"{SM}:model-package-group/{{prefix}}-models"),
+    ApiCall("sagemaker:CreateModelPackage", f"{SM}:model-package/{{prefix}}-models/4", {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}),
+    # Experiments: the experiment config records each execution (Pipelines and SageMaker Experiments).
+    ApiCall("sagemaker:DescribeExperiment", f"{SM}:experiment/{{prefix}}-model-build"),
+    ApiCall("sagemaker:CreateExperiment", f"{SM}:experiment/{{prefix}}-model-build"),
+    ApiCall("sagemaker:CreateTrial", f"{SM}:experiment/{{prefix}}-model-build"),
+    ApiCall("sagemaker:CreateTrial", f"{SM}:experiment-trial/1a2b3c4d5e6f"),
+    ApiCall("sagemaker:DescribeTrial", f"{SM}:experiment-trial/1a2b3c4d5e6f"),
+    ApiCall("sagemaker:CreateTrialComponent", f"{SM}:experiment-trial-component/{_JOB}-trainmodel-0123456789-aws-training-job"),
+    ApiCall("sagemaker:DescribeTrialComponent", f"{SM}:experiment-trial-component/{_JOB}-trainmodel-0123456789-aws-training-job"),
+    ApiCall("sagemaker:AssociateTrialComponent", f"{SM}:experiment-trial/1a2b3c4d5e6f"),
+    ApiCall("sagemaker:AssociateTrialComponent", f"{SM}:experiment-trial-component/{_JOB}-trainmodel-0123456789-aws-training-job"),
+    ApiCall("sagemaker:AddAssociation", f"{SM}:experiment-trial-component/{_JOB}-trainmodel-0123456789-aws-training-job"),
+    ApiCall("sagemaker:AddAssociation", f"{SM}:artifact/0123456789abcdef0123456789abcdef"),
+    ApiCall("sagemaker:CreateExperiment", f"{SM}:experiment/{{prefix}}-batch-scoring", feature="batch"),
+    ApiCall("sagemaker:CreateTransformJob", f"{SM}:transform-job/{_JOB}-transformdata-0123456789",
+            {"sagemaker:VolumeKmsKey": "{models_key}", "sagemaker:OutputKmsKey": "{data_key}"}, "batch"),  # fmt: skip
+    ApiCall("sagemaker:DescribeTransformJob", f"{SM}:transform-job/{_JOB}-transformdata-0123456789", feature="batch"),
+    ApiCall("iam:PassRole", "{monitoring_role}", PASS_TO_SAGEMAKER, "drift_check"),
+    ApiCall("sagemaker:CreateExperiment", f"{SM}:experiment/{{prefix}}-drift-check", feature="drift_check"),
+    ApiCall("sagemaker:CreateProcessingJob", f"{SM}:processing-job/{_JOB}-checkdrift-0123456789",
+            {**VPC_JOB, "sagemaker:OutputKmsKey": "{data_key}"}, "drift_check"),  # fmt: skip
+    *_mlflow_client_calls("CreateRun", "LogMetric", "SearchRuns"),
+)
+SCHEDULER_ROLE_CALLS = (
+    ApiCall("sagemaker:StartPipelineExecution", f"{SM}:pipeline/{{prefix}}-model-build"),
+    ApiCall("sagemaker:StartPipelineExecution", f"{SM}:pipeline/{{prefix}}-batch-scoring", feature="batch"),
+    ApiCall("sagemaker:StartPipelineExecution", f"{SM}:pipeline/{{prefix}}-drift-check", feature="drift_check"),
+)
+_EXECUTION = f"{SM}:pipeline/{{prefix}}-model-build/execution/1a2b3c4d5e6f"
+STUDIO_USER_ROLE_CALLS = (
+    # JupyterLab and Code Editor in the domain (Studio's execution-role documentation).
+    ApiCall("sagemaker:CreateApp", f"{SM}:app/{{domain_id}}/bob/jupyterlab/default"),
+    ApiCall("sagemaker:DescribeApp", f"{SM}:app/{{domain_id}}/bob/jupyterlab/default"),
+    ApiCall("sagemaker:DeleteApp", f"{SM}:app/{{domain_id}}/bob/jupyterlab/default"),
+    ApiCall("sagemaker:CreateSpace", f"{SM}:space/{{domain_id}}/bob-experiments"),
+    ApiCall("sagemaker:DescribeDomain", f"{SM}:domain/{{domain_id}}"),
+    ApiCall("sagemaker:DescribeUserProfile", f"{SM}:user-profile/{{domain_id}}/bob"),
+    ApiCall("sagemaker:ListApps", "*"),
+    ApiCall("sagemaker:ListSpaces", "*"),
+    ApiCall("kms:Decrypt", "{studio_key}"),
+    ApiCall("kms:CreateGrant", "{studio_key}", FOR_AWS_RESOURCE),
+    # Data exploration.
+    ApiCall("s3:ListBucket", f"{S3}{{data_bucket}}", {"s3:prefix": "input/"}),
+    ApiCall("s3:GetObject", f"{S3}{{data_bucket}}/input/churn.csv"),
+    ApiCall("s3:PutObject", f"{S3}{{data_bucket}}/scratch/bob/features.parquet"),
+    ApiCall("kms:GenerateDataKey", "{data_key}"),
+    ApiCall("s3:GetObject", f"{S3}{{reports_bucket}}/{RUN}/evaluation/evaluation.json"),
+    ApiCall("kms:Decrypt", "{models_key}"),
+    # Experiments as jobs inside the VPC, with the job role.
+    ApiCall("sagemaker:CreateTrainingJob", f"{SM}:training-job/bob-experiment-1", VPC_JOB),
+    ApiCall("sagemaker:DescribeTrainingJob", f"{SM}:training-job/bob-experiment-1"),
+    ApiCall("iam:PassRole", "{job_role}", PASS_TO_SAGEMAKER),
+    ApiCall("kms:CreateGrant", "{models_key}", FOR_AWS_RESOURCE),
+    *_in_vpc_calls(),
+    # Studio's Pipelines pages: list, open a run, its graph, steps and parameters; start one.
+    ApiCall("sagemaker:ListPipelines", "*"),
+    ApiCall("sagemaker:DescribePipeline", f"{SM}:pipeline/{{prefix}}-model-build"),
+    ApiCall("sagemaker:ListPipelineExecutions", f"{SM}:pipeline/{{prefix}}-model-build"),
+    ApiCall("sagemaker:StartPipelineExecution", f"{SM}:pipeline/{{prefix}}-model-build"),
+    ApiCall("sagemaker:DescribePipelineExecution", _EXECUTION),
+    ApiCall("sagemaker:ListPipelineExecutionSteps", _EXECUTION),
+    ApiCall("sagemaker:DescribePipelineDefinitionForExecution", _EXECUTION),
+    ApiCall("sagemaker:ListPipelineParametersForExecution", _EXECUTION),
+    # The job logs the run's steps link to.
+    ApiCall("logs:DescribeLogGroups", "*"),
+    ApiCall("logs:DescribeLogStreams", f"{LOGS}/TrainingJobs"),
+    ApiCall("logs:GetLogEvents", f"{LOGS}/TrainingJobs:log-stream:{_JOB}-trainmodel-0123456789/algo-1-1700000000"),
+    ApiCall("logs:FilterLogEvents", f"{LOGS}/ProcessingJobs"),
+    # Studio's model registry pages.
+    ApiCall("sagemaker:ListModelPackageGroups", "*"),
+    ApiCall("sagemaker:ListModelPackages", "*"),
+    ApiCall("sagemaker:DescribeModelPackageGroup", f"{SM}:model-package-group/{{prefix}}-models"),
+    ApiCall("sagemaker:DescribeModelPackage", f"{SM}:model-package/{{prefix}}-models/3"),
+    # The endpoints.
+    ApiCall("sagemaker:InvokeEndpoint", f"{SM}:endpoint/{{prefix}}-realtime", feature="serving"),
+    # MLflow: the UI, tracking and the model registry (MLflow client and SageMaker's MLflow IAM docs).
+    ApiCall("sagemaker:CreatePresignedMlflowTrackingServerUrl", f"{SM}:mlflow-tracking-server/{{prefix}}-mlflow", feature="mlflow"),
+    *_mlflow_client_calls(
+        "AccessUI", "CreateExperiment", "CreateRun", "LogMetric", "LogBatch", "SearchRuns", "CreateRegisteredModel",
+        "CreateModelVersion", "SearchRegisteredModels", "SearchModelVersions", "GetLatestModelVersions",
+        "GetDownloadURIForModelVersionArtifacts", "SetRegisteredModelAlias", "GetModelVersionByAlias",
+        "DeleteRegisteredModelAlias", "SetModelVersionTag", "UpdateModelVersion",
+    ),
+    ApiCall("s3:GetObject", f"{S3}{{model_bucket}}/mlflow/1/0123456789abcdef/artifacts/model/model.pkl", feature="mlflow"),
+)
+STUDIO_LEAD_ROLE_CALLS = (
+    *STUDIO_USER_ROLE_CALLS,
+    # A lead approves (or rejects) a registered version from Studio's registry page.
+    ApiCall("sagemaker:UpdateModelPackage", f"{SM}:model-package/{{prefix}}-models/3", {"sagemaker:ModelApprovalStatus": "Approved"}),
+    # ...and publishes archives to the multi-model endpoint.
+    ApiCall("s3:PutObject", f"{S3}{{model_bucket}}/multi-model/churn/v2/model.tar.gz"),
+    ApiCall("kms:GenerateDataKey", "{models_key}"),
+)
+MLFLOW_ROLE_CALLS = tuple(
+    c._replace(feature="mlflow")
+    for c in (
+        ApiCall("s3:ListBucket", f"{S3}{{model_bucket}}", {"s3:prefix": "mlflow/1/"}),
+        ApiCall("s3:PutObject", f"{S3}{{model_bucket}}/mlflow/1/0123456789abcdef/artifacts/model/model.pkl"),
+        ApiCall("s3:GetObject", f"{S3}{{model_bucket}}/mlflow/1/0123456789abcdef/artifacts/model/model.pkl"),
+        ApiCall("kms:GenerateDataKey", "{models_key}"),
+        ApiCall("kms:Decrypt", "{models_key}"),
+    )
+)
+# By the construct id of the role in this stack.
+ROLE_CALLS = {
+    "StudioUserRole": STUDIO_USER_ROLE_CALLS,
+    "StudioLeadRole": STUDIO_LEAD_ROLE_CALLS,
+    "PipelineExecutionRole": PIPELINE_ROLE_CALLS,
+    "JobRole": JOB_ROLE_CALLS,
+    "ModelExecutionRole": MODEL_ROLE_CALLS,
+    "MultiModelRole": MULTI_MODEL_ROLE_CALLS,
+    "MonitoringJobRole": MONITORING_ROLE_CALLS,
+    "SchedulerRole": SCHEDULER_ROLE_CALLS,
+    "MlflowRole": MLFLOW_ROLE_CALLS,
+}
 
 
 @dataclass(frozen=True)
@@ -172,6 +424,7 @@ class FoundationStack(cdk.Stack):
         network.grant_manage_job_network_interfaces(self.job_role)
         self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}ProcessingJobs")
         self.job_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TrainingJobs")
+        self.job_role.allow_put_metrics(namespaces=[SAGEMAKER_METRIC_NAMESPACES])
 
         sklearn_repository = framework_repository_arn(self, framework="sklearn", version=SKLEARN_VERSION)
         self.job_role.allow_pull_images(repository_arns=[sklearn_repository])
@@ -195,6 +448,7 @@ class FoundationStack(cdk.Stack):
             network.grant_manage_job_network_interfaces(serving_role)
             serving_role.allow_pull_images(repository_arns=[sklearn_repository])
             serving_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}Endpoints")
+            serving_role.allow_put_metrics(namespaces=[SAGEMAKER_METRIC_NAMESPACES])
         self.model_role.allow_write_logs(log_group_prefix=f"{SAGEMAKER_LOG_GROUPS}TransformJobs")
 
         # Drift check: read captured traffic and the registered baselines, write reports and metrics.
@@ -203,7 +457,8 @@ class FoundationStack(cdk.Stack):
         self.model_bucket.grant_read(monitoring, prefix=self.model_baseline_prefix)
         self.reports_bucket.grant_write(monitoring, prefix=DRIFT_REPORTS_PREFIX)
         monitoring.allow_describe_model_packages(group_name=self.model_package_group_name)
-        monitoring.allow_put_metrics(namespace=drift_metric_namespace)
+        # Its own drift namespace, and SageMaker's (job metrics; Model Monitor's data-quality metrics).
+        monitoring.allow_put_metrics(namespaces=[drift_metric_namespace, SAGEMAKER_METRIC_NAMESPACES])
         self.models_key.grant_use_by_aws_resources(monitoring)
         network.grant_manage_job_network_interfaces(monitoring)
         monitoring.allow_pull_images(repository_arns=[sklearn_repository])
@@ -214,7 +469,6 @@ class FoundationStack(cdk.Stack):
             monitoring.allow_pull_images(repository_arns=[model_monitor_repository])
             self.reports_bucket.grant_read(monitoring, prefix=f"{self.model_build_pipeline_name}/*/data-quality-baseline/")
             self.reports_bucket.grant_write(monitoring, prefix=MODEL_MONITOR_REPORTS_PREFIX)
-            monitoring.allow_put_metrics(namespace=MODEL_MONITOR_METRIC_NAMESPACE)
 
         # Pipelines: launch VPC-bound jobs with the job and model roles, read what steps wrote.
         self.pipeline_role.allow_run_sagemaker_jobs(subnet_ids=subnet_ids, security_group_ids=security_group_ids)
@@ -225,6 +479,8 @@ class FoundationStack(cdk.Stack):
         self.reports_bucket.grant_read(self.pipeline_role)
         self.data_bucket.grant_read(self.pipeline_role)
         self.models_key.grant_use_by_aws_resources(self.pipeline_role)
+        # Every pipeline definition carries an experiment config: each execution is recorded as a trial.
+        self.pipeline_role.allow_track_pipeline_experiments()
 
         # Studio personas: explore data, run VPC-bound experiments, start pipelines; leads also
         # review and approve the registry's model packages.
@@ -240,6 +496,9 @@ class FoundationStack(cdk.Stack):
             self.model_role.grant_pass_role(studio_role)
             self.models_key.grant_use_by_aws_resources(studio_role)
             network.grant_manage_job_network_interfaces(studio_role)
+            # Studio's pipeline and registry pages, and the job and endpoint logs they link to.
+            studio_role.allow_browse_pipelines_and_logs(log_group_prefix=SAGEMAKER_LOG_GROUPS)
+        self.studio_user_role.allow_describe_model_packages(group_name=self.model_package_group_name)
         self.studio_lead_role.allow_review_model_packages(group_name=self.model_package_group_name)
         # Leads publish model archives to the multi-model endpoint.
         self.model_bucket.grant_write(self.studio_lead_role, prefix=multi_model_prefix)

@@ -45,9 +45,11 @@ class NetworkStack(cdk.Stack):
             description=f"CloudWatch Logs of the {resource_prefix} ML platform",
             removal_policy=removal_policy,
         )
+        # Only actions whose requests carry an encryption context: kms:DescribeKey has none, so under
+        # this condition it could never be allowed (and CloudWatch Logs does not need it).
         self.logs_key.grant_to_service(
             f"logs.{self.region}.amazonaws.com",
-            actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
             conditions={
                 "ArnLike": {
                     "kms:EncryptionContext:aws:logs:arn": cdk.Arn.format(

@@ -364,7 +364,8 @@ def test_monitoring_role_reads_capture_and_baselines_writes_drift_reports_and_it
     assert any("ModelBucket" in r and "/mlp-sandbox-model-build/*/baseline/*" in r for r in reads)
     assert len(writes) == 1 and "ReportsBucket" in writes[0] and "/drift/*" in writes[0]
     (metrics,) = [s for s in statements if "cloudwatch:PutMetricData" in as_list(s["Action"])]
-    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "MlPlatform/Drift"}}
+    # Its drift namespace and SageMaker's own (job metrics, Model Monitor's data-quality metrics).
+    assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MlPlatform/Drift"]}}
     assert not [s for s in statements if "sagemaker:UpdateModelPackage" in as_list(s["Action"])]
     assert resources("sagemaker:DescribeModelPackage")
 
@@ -467,8 +468,8 @@ def test_model_monitor_switch_adds_the_baseline_step_and_its_permissions(model_m
     assert values["ModelMonitorImageUri"]["Fn::Join"][1][0]["Fn::FindInMap"][0] == "ModelMonitorImageRegistries"
     foundation = template_of(model_monitor_stage.foundation)
     monitoring = role_statements(foundation, "MonitoringJobRole")
-    namespaces = [s["Condition"]["StringEquals"]["cloudwatch:namespace"] for s in monitoring if "cloudwatch:PutMetricData" in as_list(s["Action"])]
-    assert sorted(namespaces) == ["MlPlatform/Drift", "aws/sagemaker/Endpoints/data-metrics"]
+    (namespaces,) = [s["Condition"]["StringLike"]["cloudwatch:namespace"] for s in monitoring if "cloudwatch:PutMetricData" in as_list(s["Action"])]
+    assert namespaces == ["/aws/sagemaker/*", "MlPlatform/Drift"]  # Model Monitor's: /aws/sagemaker/Endpoints/data-metrics
     for role in ("MonitoringJobRole", "JobRole"):
         pulls = [r for s in role_statements(foundation, role) if "ecr:BatchGetImage" in as_list(s["Action"]) for r in as_list(s["Resource"])]
         assert any(":repository/sagemaker-model-monitor-analyzer" in json.dumps(r) for r in pulls), role

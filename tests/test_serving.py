@@ -225,7 +225,7 @@ def test_names_change_only_when_content_changes(t, tmp_path):
 
 def test_studio_users_may_invoke_the_endpoints_and_nothing_else(t):
     for role in ("StudioUserRole", "StudioLeadRole"):
-        (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if role in p["Properties"]["PolicyName"]]
+        (policy,) = [p["Properties"] for k, p in resources_of(t, "AWS::IAM::ManagedPolicy").items() if k.startswith(f"{role}Grants")]
         granted = {
             (action, arn["Fn::Join"][1][-1])
             for s in policy["PolicyDocument"]["Statement"] for action in as_list(s["Action"]) for arn in as_list(s["Resource"])
@@ -254,7 +254,7 @@ def test_multi_model_endpoint_loads_archives_from_the_models_bucket_prefix(t):
     assert output_of(model["ExecutionRoleArn"]).startswith("PublishOutputFnGetAttMultiModelRole")
     # ...so it needs the network (in the VPC, through the S3 gateway endpoint).
     assert model["EnableNetworkIsolation"] is False and len(model["VpcConfig"]["Subnets"]) == 2
-    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "MultiModelRole" in p["Properties"]["PolicyName"]]
+    (policy,) = [p["Properties"] for k, p in resources_of(t, "AWS::IAM::ManagedPolicy").items() if k.startswith("MultiModelRoleGrants")]
     reads = [r for st in policy["PolicyDocument"]["Statement"] if st["Action"] == "s3:GetObject" for r in as_list(st["Resource"])]
     assert len(reads) == 1 and submit[-1] in json.dumps(reads[0])  # the handlers' tarball, nothing else
     config = properties(t, "AWS::SageMaker::EndpointConfig", "MultiModelEndpointConfig")
@@ -357,7 +357,7 @@ def test_async_results_go_to_s3_encrypted_and_notices_to_an_encrypted_topic(t):
 
 def test_model_role_may_publish_async_notices_and_use_the_topic_key(t):
     topic_id = logical_id(t, "AWS::SNS::Topic", "AsyncNotifications")
-    (policy,) = [p["Properties"] for p in resources_of(t, "AWS::IAM::Policy").values() if "ServingModelRole" in p["Properties"]["PolicyName"]]
+    (policy,) = [p["Properties"] for k, p in resources_of(t, "AWS::IAM::ManagedPolicy").items() if k.startswith("ModelRoleGrants")]
     assert "ModelExecutionRole" in output_of(policy["Roles"][0])
     statements = policy["PolicyDocument"]["Statement"]
     assert {"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}} in statements
@@ -530,8 +530,8 @@ def prod_serving(tmp_path_factory):
 
 
 def _serving_role_statements(template_json: dict, role_import: str) -> list[dict]:
-    """Statements the serving stack adds to an imported foundation role (policies named after the import)."""
-    return [st for p in resources_of(template_json, "AWS::IAM::Policy").values() if f"Serving{role_import}" in p["Properties"]["PolicyName"]
+    """Statements the serving stack adds to an imported foundation role (its managed policy of grants)."""
+    return [st for p in resources_of(template_json, "AWS::IAM::ManagedPolicy").values() if p["Properties"]["Description"].endswith(f" to {role_import}")
             for st in p["Properties"]["PolicyDocument"]["Statement"]]  # fmt: skip
 
 

@@ -205,7 +205,9 @@ def test_mlflow_tracking_server_and_who_may_use_it(dev_studio, examples):
     assert props["ArtifactStoreUri"]["Fn::Join"][1][-1] == "/mlflow/" and "ModelBucket" in json.dumps(props["ArtifactStoreUri"])
     assert "MlflowRole" in output_of(props["RoleArn"])
     users = {}
-    for policy in resources_of(dev_studio, "AWS::IAM::Policy").values():
+    # Grants from this stack to the foundation's roles are managed policies (inline ones only for its own roles).
+    assert not [p for p in resources_of(dev_studio, "AWS::IAM::Policy").values() if "GetStackOutput" in json.dumps(p["Properties"]["Roles"])]
+    for policy in resources_of(dev_studio, "AWS::IAM::ManagedPolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "sagemaker-mlflow:LogMetric" in statement["Action"]:
                 assert statement["Resource"].endswith(":mlflow-tracking-server/mlp-dev-mlflow")
@@ -304,7 +306,7 @@ def test_the_deploying_role_may_use_the_studio_key_only_through_sagemaker_efs_an
 
 
 def test_execution_roles_can_work_in_the_domain_and_accept_source_identity(dev_studio, examples):
-    policies = [p for p in resources_of(dev_studio, "AWS::IAM::Policy").values() if "sagemaker:CreateSpace" in json.dumps(p)]
+    policies = [p for p in resources_of(dev_studio, "AWS::IAM::ManagedPolicy").values() if "sagemaker:CreateSpace" in json.dumps(p)]
     assert len(policies) == 2  # data scientists and leads
     for policy in policies:
         (create,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "sagemaker:CreateApp" in s["Action"]]
