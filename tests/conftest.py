@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -82,6 +82,7 @@ class Synthesized:
     build_stage: Callable[[], object]
     _stage: object = None
     _stack_artifacts: dict | None = None
+    _template_texts: dict = field(default_factory=dict)
 
     @property
     def stage(self):
@@ -90,25 +91,29 @@ class Synthesized:
         return self._stage
 
     def template_json(self, stack_id: str) -> dict:
-        return self._stacks()[stack_id].template
+        """A fresh copy of the stack's template (tests may change theirs), parsed from the file on disk:
+        reading it through jsii costs a round trip of the whole template per call."""
+        if stack_id not in self._template_texts:
+            self._template_texts[stack_id] = self.template_path(stack_id).read_text(encoding="utf-8")
+        return json.loads(self._template_texts[stack_id])
 
     def template(self, stack_id: str) -> Template:
         return Template.from_json(self.template_json(stack_id))
 
     def template_path(self, stack_id: str) -> Path:
-        return Path(self._stacks()[stack_id].template_full_path)
+        return self._stacks()[stack_id][1]
 
     def messages(self) -> list[tuple[str, str, str]]:
         """``(type, construct path, text)`` of each annotation in the stage's stacks (what ``cdk synth`` prints;
         ``aws:cdk:warning`` and ``aws:cdk:error`` fail ``cdk synth --strict``)."""
-        return sorted((m.entry.type, m.id, str(m.entry.data)) for stack in self._stacks().values() for m in stack.messages)
+        return sorted((m.entry.type, m.id, str(m.entry.data)) for stack, _ in self._stacks().values() for m in stack.messages)
 
     @property
     def stack_ids(self) -> list[str]:
         return list(self._stacks())
 
     def _stacks(self) -> dict:
-        """The stage's stack artifacts by construct id, in the order the stage defines them."""
+        """``(stack artifact, template path)`` by construct id, in the order the stage defines them."""
         if self._stack_artifacts is None:
             self._stack_artifacts = self._read_stacks()
         return self._stack_artifacts
@@ -119,7 +124,11 @@ class Synthesized:
         # tree.json lists the stage's children in construction order (the manifest sorts by dependency).
         stage_name = stage_id.removeprefix("assembly-")
         children = load_json(self.outdir / "tree.json")["tree"]["children"][stage_name]["children"]
-        return {child: by_path[f"{stage_name}/{child}"] for child in children if f"{stage_name}/{child}" in by_path}
+        return {
+            child: (by_path[path], Path(by_path[path].template_full_path))
+            for child in children
+            if (path := f"{stage_name}/{child}") in by_path
+        }
 
 
 # What `python -m ops.approved_model` records once a package is approved (tests pass it as context).
