@@ -180,18 +180,19 @@ class DeliveryStack(cdk.Stack):
         pre.append(pipelines.ConfirmPermissionsBroadening("ConfirmPermissions", stage=stage, notification_topic=self.notifications.topic))
         if self.plan.needs_approval(config.name):
             pre.append(pipelines.ManualApprovalStep("Approve", comment=f"Deploy the ML platform to {config.name} ({config.account})?"))
-        self.pipeline.add_stage(stage, pre=pipelines.Step.sequence(pre), post=[self._smoke_check(stage, config, realtime is not None)])
+        smoke = self._smoke_check(stage, config, realtime.endpoint_name if realtime is not None else None)
+        self.pipeline.add_stage(stage, pre=pipelines.Step.sequence(pre), post=[smoke])
         return stage
 
-    def _smoke_check(self, stage: PlatformStage, config: PlatformConfig, invoke: bool) -> pipelines.CodeBuildStep:
+    def _smoke_check(self, stage: PlatformStage, config: PlatformConfig, realtime_endpoint: str | None) -> pipelines.CodeBuildStep:
         role = self._role_arn(config, smoke_check_role_name(config.resource_prefix))
         args = [
             "python3", "scripts/smoke_check.py", "--region", config.region, "--role-arn", role,
             "--serving-stack", f"{stage.stage_name}-Serving",
             "--model-build-pipeline", stage.foundation.model_build_pipeline_name,
         ]  # fmt: skip
-        if invoke:
-            args += ["--sample", SAMPLE_ROWS, "--target-column", config.pipeline.target_column]
+        if realtime_endpoint:
+            args += ["--realtime-endpoint", realtime_endpoint, "--sample", SAMPLE_ROWS, "--target-column", config.pipeline.target_column]
         return pipelines.CodeBuildStep(
             "SmokeCheck",
             input=self.source,
