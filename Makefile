@@ -13,6 +13,9 @@
 #                           security groups from the VPC; lists the retained data at the end (credentials needed)
 #   make approved-model ENV=name [GROUP=name-or-arn]   record the group's newest Approved model package
 #                           in cdk.context.json for synth (credentials needed)
+#   make synth-delivery     set up, then synthesize the delivery pipeline (config/delivery.yaml) into cdk.out/ offline
+#   make deploy-delivery    deploy the delivery pipeline to the tooling account once; it updates itself after that
+#   make record-approved    record every delivered environment's newest approved package (the pipeline's synth step)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PYTHON ?= python3
@@ -28,6 +31,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev synth lint test local-run bench definitions diff deploy destroy approved-model lock clean
+.PHONY: synth-delivery deploy-delivery record-approved
 
 setup: $(STAMPS)/python $(STAMPS)/node
 setup-dev: setup $(STAMPS)/python-dev
@@ -85,6 +89,19 @@ destroy: setup
 # Exit 1 when the group has no approved package: the recorded value is then left as it was.
 approved-model: setup
 	$(PY) -m ops.approved_model --env $(ENV) $(if $(GROUP),--group $(GROUP))
+
+# The CLI runs the app with the virtual env's Python, whatever `python3` is first on PATH.
+DELIVERY_APP := $(PY) delivery_app.py
+
+synth-delivery: setup
+	cdk synth --quiet --app "$(DELIVERY_APP)"
+	@echo "Synthesized the delivery pipeline into cdk.out/ (cdk-nag: no unacknowledged findings)."
+
+deploy-delivery: setup
+	cdk deploy --app "$(DELIVERY_APP)" MlPlatformDelivery
+
+record-approved: setup
+	$(PY) -m ops.record_approved
 
 # Re-pin Python dependencies after editing requirements*.in.
 lock: setup-dev

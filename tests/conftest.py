@@ -166,21 +166,32 @@ def _rebuilt_stage(outdir: Path, env, config_dir, context):
     return _stage_and_assembly(outdir.with_name(f"{outdir.name}.rebuilt-{os.getpid()}"), env, config_dir, context)[0]
 
 
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], None]) -> tuple[Path, bool]:
+    """``make(folder)`` once per test run, and the folder: under pytest-xdist the first worker to ask makes it
+    and the others wait for it (a file lock orders them). Also says whether this call made it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder, True
+    folder = tmp_path_factory.getbasetemp().parent / name
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        complete = folder.with_name(f"{folder.name}.complete")
+        if complete.exists():
+            return folder, False
+        make(folder)
+        complete.touch()
+        return folder, True
+
+
 def synthesize_once(
     tmp_path_factory, name: str, env: str | None = None, config_dir: Path | None = None, *, context: dict | None = None
 ) -> Synthesized:
-    """``synthesize`` once per test run: under pytest-xdist the first worker to ask synthesizes, the others wait
-    for it and read the same cloud assembly from disk (a file lock orders them)."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return synthesize(tmp_path_factory.mktemp(f"cdk.out.{name}"), env, config_dir, context=context)
-    outdir = tmp_path_factory.getbasetemp().parent / f"cdk.out.{name}"
-    with open(f"{outdir}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        complete = outdir.with_name(f"{outdir.name}.complete")
-        if not complete.exists():
-            synthesized = synthesize(outdir, env, config_dir, context=context)
-            complete.touch()
-            return synthesized
+    """``synthesize`` once per test run; the workers that did not synthesize read the same cloud assembly."""
+    made: list[Synthesized] = []
+    outdir, _ = once_per_run(tmp_path_factory, f"cdk.out.{name}", lambda out: made.append(synthesize(out, env, config_dir, context=context)))
+    if made:
+        return made[0]
     rebuild = functools.partial(_rebuilt_stage, outdir, env, config_dir, context)
     return Synthesized(outdir=outdir, assembly=cdk.cx_api.CloudAssembly(str(outdir)), build_stage=rebuild)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from pipeline_code import local_run
 from pipeline_code.steps import preprocess
+from tests.conftest import once_per_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "pipeline_code" / "data" / "sample.csv"
@@ -113,9 +115,13 @@ class LocalRun:
 @pytest.fixture(scope="session")
 def local_pipeline(tmp_path_factory) -> LocalRun:
     """One end-to-end local run on the sample (real scripts as subprocesses), shared by the tests."""
-    work = tmp_path_factory.mktemp("local-run")
-    run = run_main(local_run.main, ["--work-dir", str(work)])
-    return LocalRun(run.code, run.out, run.err, work)
+    def run_into(work: Path) -> None:
+        run = run_main(local_run.main, ["--work-dir", str(work)])
+        (work / "run.json").write_text(json.dumps({"code": run.code, "out": run.out, "err": run.err}), encoding="utf-8")
+
+    work, _ = once_per_run(tmp_path_factory, "local-run", run_into)
+    run = json.loads((work / "run.json").read_text(encoding="utf-8"))
+    return LocalRun(run["code"], run["out"], run["err"], work)
 
 
 def subprocess_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
