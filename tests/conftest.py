@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,12 @@ def network(sandbox) -> Template:
 @pytest.fixture(scope="session")
 def foundation(sandbox) -> Template:
     return sandbox.template("Foundation")
+
+
+def platform_app(**context) -> cdk.App:
+    """An app as ``app.make_app`` makes it (cdk.json's context, the definition cache, no stack traces), for tests
+    that build a stage themselves; it writes to a temporary folder."""
+    return make_app(outdir=tempfile.mkdtemp(prefix="cdk.out."), context={**cdk_json_context(recorded=False), **context})
 
 
 def template_of(stack: cdk.Stack) -> dict:

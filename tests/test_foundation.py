@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import aws_cdk as cdk
 import pytest
 
 from config.schema import PlatformConfig
 from ml_constructs.keys import ENCRYPT_DECRYPT_ACTIONS, KEY_ADMIN_ACTIONS
 from stacks.platform_stage import PlatformStage
-from tests.conftest import as_list, logical_id, output_of, resources_of, role_policies, role_statements, template_of
+from tests.conftest import as_list, logical_id, output_of, platform_app, resources_of, role_policies, role_statements, template_of
 
 ROLES = [
     "StudioUserRole", "StudioLeadRole", "PipelineExecutionRole", "JobRole", "ModelExecutionRole", "MultiModelRole",
@@ -187,7 +186,7 @@ def test_every_stateful_resource_is_retained(sandbox):
 
 @pytest.fixture(scope="module")
 def destroyable_sandbox() -> dict[str, dict]:
-    app = cdk.App()
+    app = platform_app()
     stage = PlatformStage(app, "Sandbox", config=PlatformConfig(stateful_resources_on_delete="destroy"))
     return {s.node.id: template_of(s) for s in stage.stacks}
 

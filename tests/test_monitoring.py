@@ -9,7 +9,6 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 
-from app import cdk_json_context
 from config import load_config
 from ml_constructs.monitoring import vcpus_of
 from stacks.platform_stage import MODEL_MONITOR_WITHOUT_BASELINE, PlatformStage
@@ -21,6 +20,7 @@ from tests.conftest import (
     config_error,
     logical_id,
     pipeline_sub,
+    platform_app,
     resources_of,
     role_statements,
     synthesize,
@@ -46,7 +46,7 @@ def topic_id(template: dict) -> str:
 def monitoring_with(tmp_path: Path, monitoring_yaml: str, package: ApprovedPackage | None = PACKAGE) -> dict:
     (tmp_path / "sandbox.yaml").write_text(f"monitoring: {monitoring_yaml}\n")
     config = load_config("sandbox", config_dir=tmp_path)
-    stage = PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "S", config=config, approved_package=package)
+    stage = PlatformStage(platform_app(), "S", config=config, approved_package=package)
     return template_of(stage.monitoring)
 
 
@@ -415,7 +415,7 @@ def model_monitor_stage(tmp_path_factory) -> PlatformStage:
     config_dir = tmp_path_factory.mktemp("model-monitor")
     (config_dir / "sandbox.yaml").write_text("monitoring: {model_monitor: {enabled: true}}\n")
     config = load_config("sandbox", config_dir=config_dir)
-    return PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "S", config=config, approved_package=BASELINED)
+    return PlatformStage(platform_app(), "S", config=config, approved_package=BASELINED)
 
 
 def test_model_monitor_is_off_by_default(serving):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 
 from app import build_app, cdk_json_context, make_app
@@ -19,6 +18,7 @@ from tests.conftest import (
     logical_id,
     output_of,
     pipeline_sub,
+    platform_app,
     properties,
     resources_of,
     role_statements,
@@ -42,7 +42,7 @@ def stage_with(tmp_path: Path, serving_yaml: str = "{}", package: ApprovedPackag
     """A sandbox stage with ``serving_yaml`` as its serving section (constructed, not synthesized)."""
     (tmp_path / "sandbox.yaml").write_text(f"serving: {serving_yaml}\n")
     config = load_config("sandbox", config_dir=tmp_path)
-    return PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), name, config=config, approved_package=package)
+    return PlatformStage(platform_app(), name, config=config, approved_package=package)
 
 
 # One customised configuration covers every non-default setting the tests below check (one build).

@@ -6,16 +6,14 @@ import json
 import re
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Match
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from app import cdk_json_context
 from config import load_config
 from config.schema import STUDIO_INSTANCE_TYPES
 from stacks.platform_stage import PlatformStage
-from tests.conftest import as_list, output_of, resources_of, role_statements, template_of
+from tests.conftest import as_list, output_of, platform_app, resources_of, role_statements, template_of
 
 
 def only(template_json: dict, resource_type: str) -> tuple[str, dict]:
@@ -99,7 +97,7 @@ def test_git_repositories_are_offered_and_an_unreachable_one_is_said_at_synth(tm
         + f"studio: {{git_repositories: ['{url}']}}\n",
         encoding="utf-8",
     )
-    stage = PlatformStage(cdk.App(context=cdk_json_context(recorded=False)), "G", config=load_config("dev", config_dir=tmp_path))
+    stage = PlatformStage(platform_app(), "G", config=load_config("dev", config_dir=tmp_path))
     settings = only(template_of(stage.studio), "AWS::SageMaker::Domain")[1]["Properties"]["DefaultUserSettings"]
     assert settings["JupyterLabAppSettings"]["CodeRepositories"] == [{"RepositoryUrl": url}]
     (warning,) = Annotations.from_stack(stage.studio).find_warning("*", Match.string_like_regexp("git_repositories"))
@@ -130,7 +128,7 @@ def _profile_ids(tmp_path: Path, users: str) -> dict[str, dict]:
         'account: "123456789012"\nregion: eu-west-1\nnetwork: {new_vpc: {availability_zones: [eu-west-1a, eu-west-1b]}}\n'
         f"studio: {{users: {users}}}\n"
     )
-    stage = PlatformStage(cdk.App(context=cdk_json_context()), "Team", config=load_config("team", config_dir=tmp_path))
+    stage = PlatformStage(platform_app(), "Team", config=load_config("team", config_dir=tmp_path))
     template = template_of(stage.studio)
     return {k: v for k, v in resources_of(template, "AWS::SageMaker::UserProfile").items()}
 
@@ -239,12 +237,12 @@ def test_domain_id_and_url_are_published(studio):
 
 def test_studio_and_mlflow_can_be_switched_off(tmp_path):
     (tmp_path / "sandbox.yaml").write_text("studio: {mlflow: {enabled: false}}\n")
-    stage = PlatformStage(cdk.App(context=cdk_json_context()), "S", config=load_config("sandbox", config_dir=tmp_path))
+    stage = PlatformStage(platform_app(), "S", config=load_config("sandbox", config_dir=tmp_path))
     template = template_of(stage.studio)
     assert not resources_of(template, "AWS::SageMaker::MlflowTrackingServer")
     assert stage.foundation.mlflow_role is None
     (tmp_path / "sandbox.yaml").write_text("studio: {enabled: false}\n")
-    stage = PlatformStage(cdk.App(context=cdk_json_context()), "T", config=load_config("sandbox", config_dir=tmp_path))
+    stage = PlatformStage(platform_app(), "T", config=load_config("sandbox", config_dir=tmp_path))
     assert stage.studio is None and [s.node.id for s in stage.stacks] == ["Network", "Foundation", "ModelBuild", "Monitoring"]
 
 
@@ -255,7 +253,7 @@ def test_allowed_instance_types_are_ones_studio_accepts():
 
 def _studio_template(tmp_path: Path, studio_yaml: str) -> dict:
     (tmp_path / "sandbox.yaml").write_text(f"studio: {studio_yaml}\n")
-    stage = PlatformStage(cdk.App(context=cdk_json_context()), "S", config=load_config("sandbox", config_dir=tmp_path))
+    stage = PlatformStage(platform_app(), "S", config=load_config("sandbox", config_dir=tmp_path))
     return template_of(stage.studio)
 
 
