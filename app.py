@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -95,12 +96,14 @@ def cdk_json_context(*, recorded: bool = True) -> dict:
     return context
 
 
-def main() -> None:
+def run(build: Callable[[cdk.App], object]) -> None:
+    """Build an app with ``build`` and synthesize it, as the CLI runs ``python app.py``: a configuration error or a
+    cdk-nag finding ends the process with one message and no template."""
     # The CLI passes cdk.json's context itself; a plain `python app.py` reads it here.
     context = None if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
     app = make_app(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"), context=context)
     try:
-        build_app(app)
+        build(app)
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
     try:
@@ -110,6 +113,10 @@ def main() -> None:
             raise
         # cdk-nag has already printed each finding with its construct path.
         sys.exit(f"error: cdk-nag found unacknowledged findings (listed above; report: {app.outdir}/validation-report.json)")
+
+
+def main() -> None:
+    run(build_app)
 
 
 if __name__ == "__main__":

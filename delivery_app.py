@@ -4,14 +4,13 @@ deploying every environment of ``config/delivery.yaml``, in order (README "Deliv
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from app import cdk_json_context, make_app
+from app import run
 from config import ConfigError
 from config.delivery import DEFAULT_DELIVERY_FILE, load_delivery
 from config.loader import DEFAULT_CONFIG_DIR
@@ -61,18 +60,7 @@ def build_delivery(app: cdk.App, *, delivery_file: Path = DEFAULT_DELIVERY_FILE,
 
 
 def main() -> None:
-    context = None if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
-    app = make_app(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"), context=context)
-    try:
-        build_delivery(app)
-    except ConfigError as exc:
-        sys.exit(f"error: {exc}")
-    try:
-        app.synth()
-    except RuntimeError as exc:
-        if "ValidationFailed" not in str(exc):
-            raise
-        sys.exit(f"error: cdk-nag found unacknowledged findings (listed above; report: {app.outdir}/validation-report.json)")
+    run(build_delivery)
 
 
 if __name__ == "__main__":

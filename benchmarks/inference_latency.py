@@ -109,6 +109,14 @@ CSV, JSON = "text/csv", "application/json"
 # ------------------------------------------------------------------------------------ the model
 
 
+# The handlers' fast paths, and how to switch each off (the plain path they are tested against remains).
+FAST_PATHS = {
+    "small-csv-split": ("SMALL_CSV_MAX_LINES", -1),  # every CSV payload read by Arrow
+    "compiled-preprocessing": ("_compile_transform", lambda bundle: None),  # the fitted ColumnTransformer
+    "serial-predict": ("_serial_copy", lambda model: model),  # the estimator's own n_jobs thread pool
+}
+
+
 def train_model(work: Path) -> Path:
     """preprocess.py, then train.py, as the pipeline (and `make local-run`) runs them; the model dir."""
     data_dir, out_dir, model_dir = work / "data", work / "processing", work / "model"
@@ -269,7 +277,13 @@ def main() -> int:
     parser.add_argument("--rounds-1", type=int, default=400, help="timed 1-row requests per path (default: 400)")
     parser.add_argument("--rounds-1000", type=int, default=60, help="timed 1,000-row requests per path (default: 60)")
     parser.add_argument("--keep", type=Path, help="train into this directory and keep it")
+    parser.add_argument("--without", action="append", choices=sorted(FAST_PATHS), default=[],
+                        help="switch a fast path of the handlers off, to see what it is worth (repeatable)")
     args = parser.parse_args()
+    for name in args.without:
+        attribute, plain = FAST_PATHS[name]
+        setattr(inference, attribute, plain)
+        print(f"fast path off: {name}")
     warnings.filterwarnings("ignore", message=".*encoding argument is deprecated")  # genfromtxt, every call
     warnings.filterwarnings("ignore", message="is_sparse is deprecated")  # scikit-learn 1.2 on pandas 2.x
 

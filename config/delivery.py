@@ -8,16 +8,22 @@ one line each, naming the file, the key path, the bad value and what is allowed.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from config.loader import DEFAULT_CONFIG_DIR, ConfigError, available_environments, load_config
+from config.loader import (
+    DEFAULT_CONFIG_DIR,
+    ConfigError,
+    available_environments,
+    describe_error,
+    display_path,
+    load_config,
+    read_mapping,
+    report,
+)
 from config.schema import ACCOUNT_PATTERN, EMAIL_PATTERN, SANDBOX, PlatformConfig, known_regions
 
 DEFAULT_DELIVERY_FILE = Path(__file__).resolve().parent / "delivery.yaml"
@@ -159,24 +165,18 @@ class DeliveryPlan:
 def load_delivery(path: Path = DEFAULT_DELIVERY_FILE, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> DeliveryPlan:
     """Load and validate the delivery configuration at ``path`` against the environments in ``config_dir``."""
     if not path.is_file():
-        raise ConfigError(f"no delivery configuration: {_display(path)} does not exist; copy the shipped example and edit it")
+        raise ConfigError(f"no delivery configuration: {display_path(path)} does not exist; copy the shipped example and edit it")
     return parse_delivery(path.read_text(encoding="utf-8"), source=path, config_dir=config_dir)
 
 
 def parse_delivery(text: str, *, source: Path, config_dir: Path = DEFAULT_CONFIG_DIR) -> DeliveryPlan:
-    where = _display(source)
-    try:
-        stream = io.StringIO(text)
-        stream.name = where
-        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Invalid delivery configuration in {where}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Invalid delivery configuration in {where}: the top level is a {type(data).__name__}; allowed: a mapping of keys")
+    where = display_path(source)
+    heading = f"Invalid delivery configuration in {where}"
+    data = read_mapping(text, where=where, what="delivery configuration")
     try:
         config = DeliveryConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_report(where, [_describe(e) for e in exc.errors()])) from None
+        raise ConfigError(report(heading, [describe_error(e, DeliveryConfig) for e in exc.errors()])) from None
 
     problems: list[str] = []
     known = available_environments(config_dir)
@@ -188,7 +188,7 @@ def parse_delivery(text: str, *, source: Path, config_dir: Path = DEFAULT_CONFIG
             problems.append(f"{key}: {name!r} is listed twice; allowed: each environment once")
             continue
         if name not in known:
-            problems.append(f"{key}: unknown environment {name!r}: there is no {_display(config_dir / f'{name}.yaml')}; allowed: {', '.join(n for n in known if n != SANDBOX) or 'none yet'}")
+            problems.append(f"{key}: unknown environment {name!r}: there is no {display_path(config_dir / f'{name}.yaml')}; allowed: {', '.join(n for n in known if n != SANDBOX) or 'none yet'}")
             continue
         try:
             env = load_config(name, config_dir=config_dir)
@@ -212,7 +212,7 @@ def parse_delivery(text: str, *, source: Path, config_dir: Path = DEFAULT_CONFIG
         if name not in config.environments:
             problems.append(f"manual_approval[{i}]: {name!r} is not a stage of this pipeline; allowed: one of {', '.join(config.environments)}")
     if problems:
-        raise ConfigError(_report(where, problems))
+        raise ConfigError(report(heading, problems))
     return DeliveryPlan(
         tooling=config.tooling,
         source=config.source,
@@ -220,61 +220,3 @@ def parse_delivery(text: str, *, source: Path, config_dir: Path = DEFAULT_CONFIG
         manual_approval=frozenset(approval),
         notification_emails=tuple(config.notification_emails),
     )
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}; allowed: each key once per mapping", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _report(where: str, problems: list[str]) -> str:
-    return f"Invalid delivery configuration in {where}:\n" + "\n".join(f"  - {p}" for p in problems)
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = DeliveryConfig
-    for part in loc:
-        if model is None or not isinstance(part, str) or part not in model.model_fields:
-            return None
-        annotation = model.model_fields[part].annotation
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
-        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
-    return model
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
-    kind, value = error["type"], error.get("input")
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        return f"{path}: unknown key (value {value!r}); allowed keys here: {', '.join(parent.model_fields) if parent else 'none'}"
-    if kind == "missing":
-        return f"{path}: required key is missing"
-    if kind == "too_short":
-        return f"{path}: got an empty list; allowed: at least one environment name"
-    if kind == "value_error":
-        return f"{path}: {error['ctx']['error']}"
-    expected = {"string_type": "a string (quote it in YAML)", "list_type": "a list", "model_type": "a mapping"}.get(kind)
-    if expected:
-        return f"{path}: got {value!r} ({type(value).__name__}); allowed: {expected}"
-    return f"{path}: got {value!r}; {error['msg']}"
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

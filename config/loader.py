@@ -60,7 +60,7 @@ def load_config(env_name: str | None = None, *, config_dir: Path = DEFAULT_CONFI
         if name == SANDBOX:
             return PlatformConfig()
         raise ConfigError(
-            f"unknown environment {name!r} (context key 'env'): there is no {_display(path)}; "
+            f"unknown environment {name!r} (context key 'env'): there is no {display_path(path)}; "
             f"allowed: {', '.join(available_environments(config_dir))}"
         )
     return parse_config(path.read_text(encoding="utf-8"), source=path, env_name=name)
@@ -68,17 +68,8 @@ def load_config(env_name: str | None = None, *, config_dir: Path = DEFAULT_CONFI
 
 def parse_config(text: str, *, source: Path, env_name: str) -> PlatformConfig:
     """Validate YAML ``text`` read from ``source`` as environment ``env_name``."""
-    where = _display(source)
-    try:
-        stream = io.StringIO(text)
-        stream.name = where  # PyYAML names the stream in its error marks
-        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Invalid configuration in {where}: not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"Invalid configuration in {where}: the top level is a {type(data).__name__}; allowed: a mapping of keys")
+    where = display_path(source)
+    data = read_mapping(text, where=where, what="configuration")
     data.setdefault("name", env_name)
     if data["name"] != env_name:
         raise ConfigError(
@@ -87,20 +78,39 @@ def parse_config(text: str, *, source: Path, env_name: str) -> PlatformConfig:
     try:
         return PlatformConfig.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors()]
-        raise ConfigError(f"Invalid configuration in {where}:\n" + "\n".join(f"  - {line}" for line in lines)) from None
+        raise ConfigError(report(f"Invalid configuration in {where}", [describe_error(e) for e in exc.errors()])) from None
 
 
-def _display(path: Path) -> str:
+def read_mapping(text: str, *, where: str, what: str) -> dict:
+    """The YAML mapping in ``text`` (empty text: an empty one); a duplicate key or another top level is an error."""
+    try:
+        stream = io.StringIO(text)
+        stream.name = where  # PyYAML names the stream in its error marks
+        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Invalid {what} in {where}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Invalid {what} in {where}: the top level is a {type(data).__name__}; allowed: a mapping of keys")
+    return data
+
+
+def report(heading: str, problems: list[str]) -> str:
+    """One message for every problem at once."""
+    return f"{heading}:\n" + "\n".join(f"  - {problem}" for problem in problems)
+
+
+def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that holds the keys at ``loc`` (used to list allowed keys)."""
-    annotation: Any = PlatformConfig
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """The pydantic model that holds the keys at ``loc`` below ``root`` (used to list allowed keys)."""
+    annotation: Any = root
     for part in loc:
         if isinstance(part, int):  # an item of a list: the list's item type
             annotation = next(iter(getattr(annotation, "__args__", ())), None)
@@ -118,7 +128,8 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return next((a for a in candidates if issubclass(a, BaseModel)), None)
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any], root: type[BaseModel] = PlatformConfig) -> str:
+    """One line for a pydantic error of ``root``: the key path, the bad value and what is allowed."""
     loc = tuple(error["loc"])
     kind = error["type"]
     value = error.get("input")
@@ -128,7 +139,7 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{path}: {cause}"
     path = ".".join(map(str, loc)) or "(top level)"
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(loc[:-1], root)
         allowed = ", ".join(parent.model_fields) if parent else "none"
         return f"{path}: unknown key (value {value!r}); allowed keys here: {allowed}"
     if kind == "missing":
@@ -137,6 +148,8 @@ def _describe(error: dict[str, Any]) -> str:
     if kind in bounds:
         limit = next(iter(error["ctx"].values()))
         return f"{path}: got {value!r}; allowed: a number {bounds[kind]} {limit}"
+    if kind == "too_short" and not value:
+        return f"{path}: got an empty list; allowed: at least {error['ctx']['min_length']} item(s)"
     if kind in ("too_short", "too_long"):
         return f"{path}: got {len(value)} items; {error['msg'].lower()}"
     if kind == "literal_error":
