@@ -133,8 +133,16 @@ def architecture(assembly: Assembly) -> graphviz.Digraph:
                 body = json.dumps(resource.get("Properties", {}))
                 if "VpcConfig" in body or '"Subnets"' in body or "SubnetIds" in body:
                     in_vpc.add(node)
+    # Pipelines, schedules and rules often name what they use (a registry, a pipeline) instead of referencing it.
+    names = {
+        node: value for node, (_, _, resource) in shown.items()
+        for key in ("PipelineName", "EndpointName", "ModelPackageGroupName")
+        if isinstance(value := resource.get("Properties", {}).get(key), str)
+    }
     for node, (stack, _, resource) in shown.items():
-        for target in sorted(_targets(assembly, stack, resource)):
+        text = json.dumps(resource.get("Properties", {}))
+        named = {other for other, name in names.items() if other != node and re.search(r'["/]' + re.escape(name) + r'[\\"/]', text)}
+        for target in sorted(_targets(assembly, stack, resource) | named):
             if target in shown and target != node:
                 graph.edge(node, target)
     if subnets_node:

@@ -30,7 +30,7 @@ def build(assembly: Assembly, config, *, base: Assembly | None = None, base_ref:
     summary = [
         f"Environment '{config.name}': account {getattr(config, 'account', None) or 'any (sandbox)'}, region {getattr(config, 'region', None) or 'any (sandbox)'}; "
         f"stacks: {', '.join(s.name for s in assembly.stacks.values())}.",
-        f"Generated from the cloud assembly in {assembly.outdir} and the configuration only (no AWS call).",
+        f"Generated from the cloud assembly in {_shown_path(assembly.outdir)} and the configuration only (no AWS call).",
         f"Always-on cost: about ${cost.monthly_total(assembly, prices):,.2f} per month ({prices['region']} prices of {prices['as_of']}).",
         f"cdk-nag packs: {', '.join(compliance.packs(assembly)) or 'none'}; unacknowledged findings: {len(open_findings)}.",
     ]
@@ -43,3 +43,10 @@ def write(report: Report, outdir: Path) -> tuple[Path, Path]:
     html_file.write_text(to_html(report), encoding="utf-8")
     md_file.write_text(to_markdown(report, base_dir=outdir), encoding="utf-8")
     return html_file, md_file
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
