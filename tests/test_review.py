@@ -67,6 +67,8 @@ def test_encryption_names_the_key_of_each_store_and_every_key_rotates(sandbox_as
     assert stores["Foundation/ModelBucket"][3] == "<Foundation/ModelsKey.Arn>"
     assert stores["Studio/Domain"][3] == "<Foundation/StudioKey.Arn>"
     assert stores["ModelBuild/Pipeline"][3] == "<Foundation/ModelsKey.Arn>"
+    # The Studio cleanup's logs use the environment's logs key (read across stacks), like the flow logs.
+    assert stores["Studio/DomainCleanupLogs"][3] == stores["Network/FlowLogGroup"][3] == "<Network/LogsKey.Arn>"
     keys = {row[0]: row for row in encryption.keys(sandbox_assembly)}
     assert all(row[2] == "every 365 days" for row in keys.values())
     assert "alias/mlp-sandbox/data" in keys["Foundation/DataKey"][1]
