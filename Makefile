@@ -7,6 +7,8 @@
 #                           inference latency)
 #   make definitions        record the shipped environments' pipeline definitions (commit them)
 #   make lint [ENV=name]    synthesize, then run cfn-lint on every template
+#   make review [ENV=name] [BASE=git-ref]   synthesize with every cdk-nag pack and write the reviewer's report
+#                           cdk.out/review/<env>/index.html (+ index.md, pictures); BASE adds "Changes since BASE"
 #   make diff|deploy ENV=name   compare with / deploy to the environment's account (credentials needed)
 #   make destroy ENV=name [CLEAN_VPC=1]   delete the environment's stacks in order after asking for its name
 #                           again; CLEAN_VPC=1 also removes the home EFS mount targets and SageMaker's NFS
@@ -30,7 +32,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev synth lint test local-run bench definitions diff deploy destroy approved-model lock clean
+.PHONY: setup setup-dev graphviz synth lint review test local-run bench definitions diff deploy destroy approved-model lock clean
 .PHONY: synth-delivery deploy-delivery record-approved
 
 setup: $(STAMPS)/python $(STAMPS)/node
@@ -60,8 +62,16 @@ lint: setup-dev synth
 	$(VENV)/bin/cfn-lint -- cdk.out/assembly-MlPlatform-$(ENV)/*.template.json
 	@echo "cfn-lint: no findings in environment '$(ENV)'."
 
+# The review's pictures need Graphviz's `dot` (Debian package `graphviz`, installed when missing and apt-get exists;
+# elsewhere `brew install graphviz` or the distribution's package). The tests draw pictures too.
+graphviz:
+	@command -v dot >/dev/null || { command -v apt-get >/dev/null && { apt-get install -y -qq graphviz >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq graphviz; }; }; } || echo "warning: Graphviz (dot) is not installed: no pictures" >&2
+
+review: setup-dev graphviz
+	$(PY) -m review --env $(ENV) $(if $(BASE),--base $(BASE))
+
 # One worker per core (each synthesis is shared between them); the slowest tests are listed at the end.
-test: setup-dev
+test: setup-dev graphviz
 	$(PY) -m pytest -n auto --durations=15
 
 local-run: setup-dev

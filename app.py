@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 
 from config import ConfigError, load_config
 from config.loader import DEFAULT_CONFIG_DIR
@@ -20,6 +20,9 @@ from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
 
 ROOT = Path(__file__).resolve().parent
+# Context key: true adds the NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 packs to AwsSolutions
+# (`make review` and the tests; `make synth` runs AwsSolutions only, see README "Compliance packs").
+COMPLIANCE_PACKS_CONTEXT = "ml-platform:compliance-packs"
 
 
 def make_app(*, outdir: str, context: dict | None = None) -> cdk.App:
@@ -64,6 +67,10 @@ def build_app(app: cdk.App, *, config_dir: Path = DEFAULT_CONFIG_DIR) -> Platfor
     # What the user must know about this environment (no endpoints yet, ...) is annotated in the stage.
     stage = PlatformStage(app, f"MlPlatform-{config.name}", config=config, approved_package=package)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
+    if app.node.try_get_context(COMPLIANCE_PACKS_CONTEXT) in (True, "true"):
+        cdk.Validations.of(app).add_plugins(
+            NIST80053R5Checks(verbose=True), HIPAASecurityChecks(verbose=True), PCIDSS321Checks(verbose=True)
+        )
     return stage
 
 

@@ -19,8 +19,11 @@ WILDCARD_RULE = "AwsSolutions-IAM5"
 
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
-    """Acknowledge ``rule`` (optionally with its ``[finding]`` suffix) on ``construct`` only."""
-    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
+    """Acknowledge ``rule`` (optionally with its ``[finding]`` suffix) on ``construct`` only, for the one pack the
+    rule belongs to (``AwsSolutions-IAM5`` -> ``AwsSolutions``, ``NIST.800.53.R5-LambdaDLQ`` -> ``NIST.800.53.R5``):
+    cdk-nag 3 matches an acknowledgement per pack, and keeps a prefixed one in its report as an audit trail."""
+    pack = rule.split("-", 1)[0]
+    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"{pack}::{rule}", reason=reason))
 
 
 def acknowledge_wildcards(

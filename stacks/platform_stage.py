@@ -90,6 +90,7 @@ class PlatformStage(cdk.Stage):
                 self,
                 "Studio",
                 network=self.network.network,
+                logs_key=self.network.logs_key.key,
                 foundation=self.foundation.resources,
                 settings=config.studio,
                 resource_prefix=prefix,

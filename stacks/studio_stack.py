@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -17,6 +18,7 @@ class StudioStack(cdk.Stack):
     """Where data scientists work.
 
     :param network: private subnets and the workload security group.
+    :param logs_key: the environment's CloudWatch Logs key (its policy admits log groups named ``/<resource_prefix>/*``).
     :param foundation: the foundation's keys, buckets and the persona roles.
     :param settings: the environment's ``studio`` configuration.
     :param resource_prefix: ``mlp-<env>``: the domain's name and the parameters' path.
@@ -30,6 +32,7 @@ class StudioStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
+        logs_key: kms.IKey,
         foundation: FoundationResources,
         settings: StudioConfig,
         resource_prefix: str,
@@ -64,6 +67,8 @@ class StudioStack(cdk.Stack):
             users=[StudioUserSpec(name=u.name, role=persona_roles[u.persona]) for u in settings.users],
             shared_spaces={space.name: space.owner for space in settings.shared_spaces},
             removal_policy=removal_policy,
+            cleanup_log_group_name=f"/{resource_prefix}/studio-cleanup",
+            cleanup_log_key=logs_key,
             delete_home_efs=settings.home_efs_on_delete == "delete",
         )
 

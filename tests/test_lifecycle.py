@@ -33,6 +33,8 @@ def kept_resources(synth) -> dict[tuple[str, str, str], tuple[str, object]]:
 # first create deletes them, so the retry does not fail with "already exists".
 FIXED_NAME_KEPT = {
     ("Network", "AWS::Logs::LogGroup", "/{prefix}/vpc-flow-logs"),
+    # Named so the logs key's policy (log groups /<prefix>/*) admits it: the cleanup's logs are encrypted with that key.
+    ("Studio", "AWS::Logs::LogGroup", "/{prefix}/studio-cleanup"),
     ("ModelBuild", "AWS::SageMaker::ModelPackageGroup", "{prefix}-models"),
 }
 
