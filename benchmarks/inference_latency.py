@@ -111,7 +111,6 @@ CSV, JSON = "text/csv", "application/json"
 
 # The handlers' fast paths, and how to switch each off (the plain path they are tested against remains).
 FAST_PATHS = {
-    "small-csv-split": ("SMALL_CSV_MAX_LINES", -1),  # every CSV payload read by Arrow
     "compiled-preprocessing": ("_compile_transform", lambda bundle: None),  # the fitted ColumnTransformer
     "serial-predict": ("_serial_copy", lambda model: model),  # the estimator's own n_jobs thread pool
 }

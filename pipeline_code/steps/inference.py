@@ -29,9 +29,9 @@ the right status.
 Per request the work is vectorised and nothing is rebuilt: model_fn prepares the Arrow CSV
 options, compiles the fitted preprocessor into the same numpy operations (used only after they
 reproduced its output exactly on a probe; otherwise the preprocessor itself runs) and keeps a
-single-threaded copy of a multi-threaded estimator for requests under SERIAL_MAX_ROWS rows. A
-CSV payload of a few plain lines is split in Python, its numbers still converted by Arrow; any
-other is parsed by Arrow's CSV reader. benchmarks/inference_latency.py measures all this.
+single-threaded copy of a multi-threaded estimator for requests under SERIAL_MAX_ROWS rows; CSV
+payloads are parsed by Arrow's CSV reader. benchmarks/inference_latency.py measures all this, and
+shows that each of the two fast paths is needed for its goals (``--without``).
 
 Self-contained on purpose (train.py copies this one file into every model.tar.gz): Python 3.9+,
 scikit-learn 1.2, pandas 1.1+, pyarrow (in the container: it parses the CSV payloads).
@@ -77,10 +77,6 @@ JSON = "application/json"
 # default ml.m5.large endpoint and transform instances) threads are ~5x slower for 1 row, ~1.5x
 # for 1,000 rows, and break even between 10,000 and 20,000 rows.
 SERIAL_MAX_ROWS = 10_000
-# Payloads with at most this many line breaks, without quotes, CR or padding, are split in Python:
-# Arrow's CSV reader has a fixed cost per call (~0.2 ms), most of a one-row request's parsing.
-SMALL_CSV_MAX_LINES = 16
-_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 # Cells read as missing; the same list as preprocess.py (kept in step by a test).
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "NULL", "null", "None", "#N/A", "<NA>"]
 _NULLS = frozenset(NULL_VALUES)
@@ -345,10 +341,6 @@ def _parse_csv(data: bytes, bundle: Dict[str, Any]) -> Dict[str, np.ndarray]:
     features = bundle["features"]
     first_line = data.lstrip().split(b"\n", 1)[0].strip().decode("utf-8", "replace")
     skip = 1 if first_line == bundle["header"] else 0
-    if not skip and data.count(b"\n") <= SMALL_CSV_MAX_LINES:
-        columns = _parse_small_csv(data, bundle)
-        if columns is not None:
-            return columns
     try:
         # A BufferReader, not io.BytesIO: Arrow then reads the bytes directly instead of calling
         # back into Python for them.
@@ -369,56 +361,6 @@ def _parse_csv(data: bytes, bundle: Dict[str, Any]) -> Dict[str, np.ndarray]:
                 values[np.equal(values, None)] = np.nan
         columns[name] = values
     return columns
-
-
-def _parse_small_csv(data: bytes, bundle: Dict[str, Any]) -> Optional[Dict[str, np.ndarray]]:
-    """The Arrow parse's result for a few plain lines, or None: then Arrow parses (or rejects) it.
-
-    Only payloads whose meaning is beyond doubt: valid UTF-8; no byte-order mark, quote, CR, blank
-    line or cell with surrounding whitespace; the right number of cells on every line; numbers that
-    are missing-value tokens or plain decimals. The decimals go through Arrow's string-to-float32
-    cast, the parser its CSV reader uses (bit-identical on 200,000 values with pyarrow 14.0.1).
-    """
-    if b'"' in data or b"\r" in data:
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if text.startswith("\ufeff"):  # Arrow skips a byte-order mark
-        return None
-    lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
-    features, width = bundle["features"], len(bundle["features"])
-    rows = [line.split(",") for line in lines]
-    if any(len(cells) != width or not line for cells, line in zip(rows, lines)):
-        return None
-    columns: Dict[str, np.ndarray] = {}
-    numbers: List[Optional[str]] = []
-    numeric = bundle["numeric_set"]
-    for j, name in enumerate(features):
-        cells = [cells[j] for cells in rows]
-        if any(cell != cell.strip() for cell in cells):
-            return None
-        if name in numeric:
-            for cell in cells:
-                if cell in _NULLS:
-                    numbers.append(None)
-                elif _PLAIN_NUMBER.fullmatch(cell):
-                    numbers.append(cell)
-                else:
-                    return None
-        else:
-            values = np.empty(len(cells), dtype=object)
-            values[:] = [np.nan if cell in _NULLS else cell for cell in cells]
-            columns[name] = values
-    if numbers:
-        try:
-            parsed = pa.array(numbers, type=pa.string()).cast(pa.float32()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-        for k, name in enumerate(name for name in features if name in numeric):
-            columns[name] = parsed[k * len(rows):(k + 1) * len(rows)]
-    return {name: columns[name] for name in features}
 
 
 def _explain_arrow_error(message: str, features: Sequence[str]) -> str:

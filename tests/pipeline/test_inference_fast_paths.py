@@ -1,7 +1,6 @@
 """inference.py's fast paths give the answers of the general ones they short-cut.
 
-* Small plain CSV payloads are split in Python (``_parse_small_csv``); anything else, and every
-  payload when the split is switched off, goes to Arrow's CSV reader (the only parser before).
+* CSV payloads, plain and unusual, answer what the model answers on the same rows (Arrow parses them).
 * model_fn compiles the fitted preprocessor to numpy (``_FastTransform``), used only when it
   reproduces ``preprocessor.transform`` exactly; otherwise the preprocessor itself runs.
 * Requests under SERIAL_MAX_ROWS rows are predicted by an n_jobs=1 copy of the estimator.
@@ -15,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pandas as pd
@@ -91,39 +90,6 @@ class _ArrowSpy:
         return self.real.read_csv(*args, **kwargs)
 
 
-class Paths:
-    """Which parser handled a payload: the Python split, Arrow's reader, or both (split declined)."""
-
-    def __init__(self, monkeypatch):
-        self.monkeypatch = monkeypatch
-        self.arrow = _ArrowSpy(inference.pcsv)
-        self.small: List[bool] = []  # per _parse_small_csv call: did it return columns?
-        real_small = inference._parse_small_csv
-
-        def small(data, bundle):
-            result = real_small(data, bundle)
-            self.small.append(result is not None)
-            return result
-
-        monkeypatch.setattr(inference, "pcsv", self.arrow)
-        monkeypatch.setattr(inference, "_parse_small_csv", small)
-
-    def reset(self):
-        self.arrow.calls, self.small = 0, []
-
-    def last(self) -> str:
-        if self.small == [True] and self.arrow.calls == 0:
-            return "python"
-        if self.arrow.calls == 1 and self.small in ([], [False]):
-            return "arrow"
-        return f"unclear (small={self.small}, arrow calls={self.arrow.calls})"
-
-
-@pytest.fixture
-def paths(monkeypatch) -> Paths:
-    return Paths(monkeypatch)
-
-
 # ------------------------------------------------------------------------------------- helpers
 
 
@@ -144,52 +110,6 @@ def _outcome(bundle, body, content_type="text/csv", accept="application/json"):
         return ("error", exc.status_code, exc.message)
 
 
-def _arrow_only(monkeypatch):
-    """Switch the Python split off: every CSV payload goes to Arrow, as before the split existed."""
-    monkeypatch.setattr(inference, "SMALL_CSV_MAX_LINES", -1)
-
-
-def _both_csv_paths(monkeypatch, bundle, data: bytes, accept="application/json"):
-    """(outcome as served, outcome with Arrow parsing everything)."""
-    served = _outcome(bundle, data, accept=accept)
-    with monkeypatch.context() as m:
-        _arrow_only(m)
-        before = _outcome(bundle, data, accept=accept)
-    return served, before
-
-
-def _parse_arrow(monkeypatch, bundle, data: bytes) -> Dict[str, np.ndarray]:
-    with monkeypatch.context() as m:
-        _arrow_only(m)
-        return inference._parse_csv(data, bundle)
-
-
-def _plain(values: np.ndarray) -> List[Any]:
-    """A categorical column as a list with None for missing; every present value must be a str."""
-    out = []
-    for v in values.tolist():
-        if isinstance(v, float) and v != v:
-            out.append(None)
-        else:
-            assert type(v) is str, (v, type(v))
-            out.append(v)
-    return out
-
-
-def assert_same_columns(got: Dict[str, np.ndarray], expected: Dict[str, np.ndarray], bundle) -> None:
-    assert list(got) == list(expected) == bundle["features"]
-    for name in bundle["features"]:
-        a, b = got[name], expected[name]
-        assert a.dtype == b.dtype and a.shape == b.shape, name
-        if name in bundle["numeric"]:
-            assert a.dtype == np.float32
-            np.testing.assert_array_equal(a, b, err_msg=name)  # NaN where NaN
-            assert np.array_equal(np.signbit(a), np.signbit(b)), name  # -0.0 stays -0.0
-        else:
-            assert a.dtype == object
-            assert _plain(a) == _plain(b), name
-
-
 def _expected_labels(bundle, features: pd.DataFrame) -> np.ndarray:
     """Labels from the fitted preprocessor and the model, without the handlers' parsing or fast paths."""
     frame = features.mask(features.isin(NULLS))
@@ -199,7 +119,7 @@ def _expected_labels(bundle, features: pd.DataFrame) -> np.ndarray:
     return bundle["model"].predict(X)
 
 
-# ---------------------------------------------------------------------- small CSV split vs Arrow
+# ------------------------------------------------------------------------ CSV payloads vs the model
 
 
 def _na_token_rows(raw: pd.DataFrame) -> List[List[str]]:
@@ -237,8 +157,8 @@ def _all_missing_rows(raw: pd.DataFrame) -> List[List[str]]:
     return [[""] * raw.shape[1], _rows(raw.iloc[:1])[0], ["NA"] * raw.shape[1]]
 
 
-SMALL_CASES = {
-    "sample rows with empty cells": lambda raw: _rows(raw.iloc[:inference.SMALL_CSV_MAX_LINES]),
+CSV_CASES = {
+    "sample rows with empty cells": lambda raw: _rows(raw.iloc[:16]),
     "missing cells and every NA token": _na_token_rows,
     "negative, exponent and long numbers": _number_rows,
     "categorical values": _category_rows,
@@ -248,94 +168,29 @@ SMALL_CASES = {
 
 
 @pytest.mark.parametrize("end", ["\n", ""], ids=["trailing-newline", "no-trailing-newline"])
-@pytest.mark.parametrize("case", list(SMALL_CASES))
-def test_small_csv_split_equals_arrow(bundle, raw, paths, monkeypatch, case, end):
-    data = _lines(SMALL_CASES[case](raw), end)
-    columns = inference._parse_csv(data, bundle)
-    assert paths.last() == "python", "the payload should be split in Python"
-    paths.reset()
-    assert_same_columns(columns, _parse_arrow(monkeypatch, bundle, data), bundle)
-    assert paths.last() == "arrow"
-    served, before = _both_csv_paths(monkeypatch, bundle, data)
-    assert served[0] == "ok" and served == before
-
-
-def test_split_equals_arrow_on_many_random_rows(bundle, monkeypatch):
-    """With the line limit lifted, the split and Arrow agree bit for bit on thousands of numbers."""
-    rng = np.random.RandomState(11)
-    n = 1500
-    forms = [
-        lambda x: repr(float(np.float32(x))), lambda x: "%.17g" % x, lambda x: "%e" % x, lambda x: "%.3E" % x,
-        lambda x: str(int(x)), lambda x: "%.9f" % x, lambda x: "%.0f" % x,
-    ]
-    scales = np.array([1e-30, 1e-3, 1, 1e3, 1e6, 1e20, 1e37])
-    cells = np.empty((n, len(bundle["features"])), dtype=object)
-    for j, name in enumerate(bundle["features"]):
-        if name in bundle["numeric"]:
-            x = rng.standard_normal(n) * scales[rng.randint(0, len(scales), n)]
-            column = [forms[f](v) for f, v in zip(rng.randint(0, len(forms), n), x)]
-            for i in np.flatnonzero(rng.random_sample(n) < 0.1):
-                column[i] = NULLS[rng.randint(len(NULLS))]
-        else:
-            levels = ["north", "south", "east", "west", "basic", "premium", "monthly", "card", "missing",
-                      "unseen", "Ünïcode", "x y"] + NULLS
-            column = [levels[i] for i in rng.randint(0, len(levels), n)]
-        cells[:, j] = column
-    data = _lines(cells.tolist())
-    monkeypatch.setattr(inference, "SMALL_CSV_MAX_LINES", 10**9)
-    small = inference._parse_small_csv(data, bundle)
-    assert small is not None
-    assert_same_columns(small, _parse_arrow(monkeypatch, bundle, data), bundle)
-    served, before = _both_csv_paths(monkeypatch, bundle, data, accept="text/csv")
-    assert served[0] == "ok" and served == before
-
-
-@pytest.mark.parametrize("extra, end, expected", [
-    (0, "\n", "python"),   # SMALL_CSV_MAX_LINES rows, as many line breaks: the limit itself
-    (1, "", "python"),     # one row more without a final line break: still that many breaks
-    (1, "\n", "arrow"),    # one line break over
-    (2, "", "arrow"),
-    (40, "\n", "arrow"),
-])
-def test_line_limit_decides_the_path_and_both_sides_agree(bundle, raw, paths, monkeypatch, extra, end, expected):
-    features = raw.iloc[:inference.SMALL_CSV_MAX_LINES + extra]
-    data = _lines(_rows(features), end)
-    served = _outcome(bundle, data, accept="text/csv")
-    assert paths.last() == expected
-    with monkeypatch.context() as m:
-        _arrow_only(m)
-        before = _outcome(bundle, data, accept="text/csv")
-    assert served == before
-    assert served[1].splitlines() == list(_expected_labels(bundle, features))
-
-
-def test_documented_limits():
-    """pipeline_code/README.md states the serial limit; the split's is 'a few plain lines' there."""
-    assert inference.SMALL_CSV_MAX_LINES == 16
-    assert inference.SERIAL_MAX_ROWS == 10_000
+@pytest.mark.parametrize("case", list(CSV_CASES))
+def test_csv_payloads_predict_what_the_model_predicts_on_their_rows(bundle, raw, case, end):
+    """Every NA token, number form and category reaches the model as the fitted preprocessor reads the rows."""
+    rows = CSV_CASES[case](raw)
+    served = _outcome(bundle, _lines(rows, end))
+    assert served[0] == "ok", served
+    assert json.loads(served[1])["predictions"] == list(_expected_labels(bundle, pd.DataFrame(rows, columns=raw.columns)))
 
 
 @pytest.mark.parametrize("rows", [1, 5, 16])
-def test_header_line_equal_to_the_feature_names(bundle, raw, paths, monkeypatch, rows):
+def test_header_line_equal_to_the_feature_names(bundle, raw, rows):
     features = raw.iloc[20:20 + rows]
     headed = (",".join(bundle["features"]) + "\n").encode() + _lines(_rows(features))
     with_header = _outcome(bundle, headed)
-    # The split is not even tried: with only categorical features it would take the header for a row.
-    assert paths.small == [] and paths.arrow.calls == 1
-    paths.reset()
-    without = _outcome(bundle, _lines(_rows(features)))
-    assert paths.last() == "python"
-    assert with_header[0] == "ok" and with_header == without
+    assert with_header[0] == "ok" and with_header == _outcome(bundle, _lines(_rows(features)))
     assert json.loads(with_header[1])["predictions"] == list(_expected_labels(bundle, features))
-    assert with_header == _both_csv_paths(monkeypatch, bundle, headed)[1]
 
 
-def test_header_alone_is_400_on_both_paths(bundle, monkeypatch):
-    served, before = _both_csv_paths(monkeypatch, bundle, (",".join(bundle["features"]) + "\n").encode())
-    assert served == before == ("error", 400, "no rows in the text/csv payload")
+def test_header_alone_is_400(bundle):
+    assert _outcome(bundle, (",".join(bundle["features"]) + "\n").encode()) == ("error", 400, "no rows in the text/csv payload")
 
 
-# ------------------------------------------------------------------- payloads that go to Arrow
+# ------------------------------------------------------------------------------ unusual payloads
 
 
 def _edit(raw, cell_edits=(), rows=3):
@@ -363,7 +218,7 @@ def _fallbacks(raw: pd.DataFrame) -> Dict[str, bytes]:
         "blank line in between": _lines(plain[:1]) + b"\n" + _lines(plain[1:]),
         "blank line at the end": _lines(plain) + b"\n",
         "blank line at the start": b"\n" + _lines(plain),
-        "numbers Arrow reads but the split does not": _lines(_edit(raw, [(0, 0, "+5"), (0, 1, ".5"), (1, 2, "5."),
+        "numbers with a sign, a bare point or in capitals": _lines(_edit(raw, [(0, 0, "+5"), (0, 1, ".5"), (1, 2, "5."),
                                                                           (2, 3, "NAN"), (1, 4, "1e+5")])),
         "too few cells": _lines([row[:-1] for row in plain]),
         "too many cells": _lines([row + ["x"] for row in plain]),
@@ -396,21 +251,17 @@ FALLBACK_CASES = [
     "quoted category", "quoted number", "quoted comma", "quoted empty cell", "CRLF line endings", "CR line endings",
     "space before a number", "space after a number", "tab around a number", "space around a category",
     "space around an NA token", "byte-order mark", "blank line in between", "blank line at the end",
-    "blank line at the start", "numbers Arrow reads but the split does not", "too few cells", "too many cells",
+    "blank line at the start", "numbers with a sign, a bare point or in capitals", "too few cells", "too many cells",
     "one short row", "trailing comma", "text in a numeric column", "hexadecimal number", "header as the second line",
     "invalid UTF-8", "only commas",
 ]
 
 
 @pytest.mark.parametrize("case", FALLBACK_CASES)
-def test_unusual_payloads_go_to_arrow_and_answer_as_before(bundle, raw, paths, monkeypatch, case):
+def test_unusual_payloads_answer_or_name_the_problem(bundle, raw, case):
     cases = _fallbacks(raw)
     assert sorted(cases) == sorted(FALLBACK_CASES)
-    data = cases[case]
-    assert data.count(b"\n") <= inference.SMALL_CSV_MAX_LINES
-    served, before = _both_csv_paths(monkeypatch, bundle, data)
-    assert paths.small in ([False], []) and paths.arrow.calls == 2, (paths.small, paths.arrow.calls)
-    assert served == before
+    served = _outcome(bundle, cases[case])
     if case in FALLBACK_ERRORS:
         assert served[:2] == ("error", 400) and served[2].startswith(FALLBACK_ERRORS[case]), served
     else:
@@ -597,12 +448,12 @@ def _inf_payloads(raw: pd.DataFrame) -> Dict[str, tuple]:
     for j in range(6):
         numeric_row[j] = float(numeric_row[j])
     return {
-        "csv inf (Arrow)": (_lines(_edit(raw, [(1, 1, "inf")])), "text/csv"),
-        "csv -Infinity (Arrow)": (_lines(_edit(raw, [(0, 3, "-Infinity")])), "text/csv"),
-        "csv 1e39 overflows float32 (split)": (_lines(_edit(raw, [(2, 0, "1e39")])), "text/csv"),
-        "csv -3.5e38 with a missing cell (split)": (_lines(_edit(raw, [(0, 5, "-3.5e38"), (0, 1, "")])), "text/csv"),
+        "csv inf": (_lines(_edit(raw, [(1, 1, "inf")])), "text/csv"),
+        "csv -Infinity": (_lines(_edit(raw, [(0, 3, "-Infinity")])), "text/csv"),
+        "csv 1e39 overflows float32": (_lines(_edit(raw, [(2, 0, "1e39")])), "text/csv"),
+        "csv -3.5e38 with a missing cell": (_lines(_edit(raw, [(0, 5, "-3.5e38"), (0, 1, "")])), "text/csv"),
         # Finite on input; the largest float32 divided by a scale below 1 is not.
-        "csv float32 max overflows when scaled (split)": (_lines(_edit(raw, [(1, 5, "3.4028235e38")])), "text/csv"),
+        "csv float32 max overflows when scaled": (_lines(_edit(raw, [(1, 5, "3.4028235e38")])), "text/csv"),
         "json 1e39": (json.dumps([[1e39] + numeric_row[1:]]), "application/json"),
         "json Infinity": (json.dumps({"instances": [dict(zip(raw.columns, [float("inf")] + numeric_row[1:]))]}),
                           "application/json"),
@@ -615,23 +466,19 @@ def _error(bundle, body, content_type):
     return type(info.value), str(info.value)
 
 
-INF_CASES = ["csv inf (Arrow)", "csv -Infinity (Arrow)", "csv 1e39 overflows float32 (split)",
-             "csv -3.5e38 with a missing cell (split)",
-             "csv float32 max overflows when scaled (split)", "json 1e39", "json Infinity"]
+INF_CASES = ["csv inf", "csv -Infinity", "csv 1e39 overflows float32", "csv -3.5e38 with a missing cell",
+             "csv float32 max overflows when scaled", "json 1e39", "json Infinity"]
 
 
 @pytest.mark.parametrize("case", INF_CASES)
-def test_infinite_or_overflowing_values_are_client_errors_on_every_path(bundle, raw, monkeypatch, case):
+def test_infinite_or_overflowing_values_are_client_errors_with_and_without_compiled_preprocessing(bundle, raw, case):
     cases = _inf_payloads(raw)
     assert sorted(cases) == sorted(INF_CASES)
     body, content_type = cases[case]
     with np.errstate(over="ignore"):
         compiled = _error(bundle, body, content_type)
         original = _error(dict(bundle, transform=None), body, content_type)
-        with monkeypatch.context() as m:
-            _arrow_only(m)
-            arrow = _error(bundle, body, content_type)
-    assert compiled == original == arrow
+    assert compiled == original
     # A 400 naming the problem, not scikit-learn's "Input X contains infinity" as a server error.
     assert compiled[0] is inference.InferenceRequestError
     assert "infinite or too large value" in compiled[1] or "too large for the model" in compiled[1]
