@@ -3,36 +3,10 @@ stateful resources replaced or deleted, and the change of the always-on cost."""
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
-
 from review import cost, iam, network, retention
 from review.assembly import Assembly
+from review.cfn_schemas import create_only, value_at
 from review.document import Para, Section, Table
-
-
-@lru_cache(maxsize=None)
-def _create_only(resource_type: str) -> tuple[tuple[str, ...], ...]:
-    """Property paths whose change replaces a resource, from the CloudFormation schemas cfn-lint ships (offline)."""
-    try:
-        import cfnlint
-    except ImportError:  # pragma: no cover - cfn-lint is a dev dependency; without it only logical ids are compared
-        return ()
-    schemas = Path(cfnlint.__file__).parent / "data" / "schemas"
-    providers = json.loads((schemas / "providers" / "eu-west-1.json").read_text(encoding="utf-8"))
-    if resource_type not in providers:
-        return ()
-    schema = json.loads((schemas / "resources" / f"{providers[resource_type]}.json").read_text(encoding="utf-8"))
-    return tuple(tuple(p.removeprefix("/properties/").split("/")) for p in schema.get("createOnlyProperties", []))
-
-
-def _value_at(properties: dict, path: tuple[str, ...]):
-    for part in path:
-        if not isinstance(properties, dict) or part not in properties:
-            return None
-        properties = properties[part]
-    return properties
 
 
 def widened(base: Assembly, head: Assembly, own_account: str | None) -> list[list[str]]:
@@ -76,8 +50,8 @@ def stateful_changes(base: Assembly, head: Assembly) -> list[list[str]]:
             rows.append([name, resource["Type"], "deleted (or replaced under a new logical id)"])
             continue
         changed = [
-            "/".join(path) for path in _create_only(resource["Type"])
-            if _value_at(resource.get("Properties", {}), path) != _value_at(new.get("Properties", {}), path)
+            "/".join(path) for path in create_only(resource["Type"])
+            if value_at(resource.get("Properties", {}), path) != value_at(new.get("Properties", {}), path)
         ]
         if changed:
             rows.append([name, resource["Type"], f"replaced: create-only {', '.join(changed)} changed"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cfn_schemas import create_only, explicit_names, value_at
+from review.cfn_schemas import create_only, explicit_names, value_at
 from tests.conftest import MODEL_MONITOR_CHANGES, MODEL_MONITOR_PACKAGE, approved_context, merged, synthesize, synthesize_changed
 
 RETAIN_EXCEPT_ON_CREATE = "RetainExceptOnCreate"

@@ -1,5 +1,6 @@
 """CloudFormation resource schemas as cfn-lint ships them: which properties name a resource and
-which ones cannot change without replacing it (offline, no AWS call)."""
+which ones cannot change without replacing it (offline, no AWS call). Used by the review's change
+section and by the lifecycle tests' replacement check."""
 
 from __future__ import annotations
 
