@@ -7,7 +7,6 @@ a second, separate ``python delivery_app.py`` runs alongside it for the byte-ide
 
 from __future__ import annotations
 
-import fcntl
 import filecmp
 import json
 import os
@@ -29,7 +28,7 @@ from ops import record_approved
 from ops.approved_model import context_key
 from scripts import smoke_check
 from stacks.delivery_stack import CLI_VERSION, SYNTH_COMMANDS
-from tests.conftest import ROOT, load_json, offline_client, resources_of
+from tests.conftest import ROOT, load_json, offline_client, once_per_run, resources_of
 
 DEV_PACKAGE = {
     "arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlp-dev-models/3",
@@ -43,8 +42,8 @@ ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
 
 
 class Delivery:
-    def __init__(self, outdir: Path, again: subprocess.Popen, again_dir: Path):
-        self.outdir, self.again, self.again_dir = outdir, again, again_dir
+    def __init__(self, outdir: Path, again_dir: Path):
+        self.outdir, self.again_dir = outdir, again_dir
         self.template = load_json(outdir / f"{PIPELINE_STACK}.template.json")
 
     @property
@@ -75,21 +74,19 @@ def _synth_in_process(outdir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def delivery(tmp_path_factory) -> Delivery:
-    base = tmp_path_factory.getbasetemp()
-    base = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
-    outdir, again_dir = base / "cdk.out.delivery", base / "cdk.out.delivery-again"
-    with open(f"{outdir}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = outdir.with_name(f"{outdir.name}.complete")
-        again = None
-        if not done.exists():
-            # The separate process the byte-identity test compares with, started first so both run at once.
-            env = {**os.environ, "CDK_OUTDIR": str(again_dir), "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(recorded=False), **CONTEXT})}
-            again = subprocess.Popen([sys.executable, "delivery_app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            _synth_in_process(outdir)
-            assert again.wait(timeout=300) == 0, again.stdout.read().decode()
-            done.touch()
-    return Delivery(outdir, again, again_dir)
+    def synth_twice(outdir: Path) -> None:
+        # The separate process the byte-identity test compares with, started first so both run at once.
+        env = {**os.environ, "CDK_OUTDIR": str(_again_dir(outdir)), "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(recorded=False), **CONTEXT})}
+        again = subprocess.Popen([sys.executable, "delivery_app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _synth_in_process(outdir)
+        assert again.wait(timeout=300) == 0, again.stdout.read().decode()
+
+    outdir, _ = once_per_run(tmp_path_factory, "cdk.out.delivery", synth_twice)
+    return Delivery(outdir, _again_dir(outdir))
+
+
+def _again_dir(outdir: Path) -> Path:
+    return outdir.with_name(f"{outdir.name}-again")
 
 
 # --- configuration ---------------------------------------------------------------------------------------
@@ -382,8 +379,7 @@ def test_cfn_lint_reports_nothing_on_the_delivery_templates(delivery):
 
 
 def test_two_delivery_synths_are_byte_identical(delivery):
-    if delivery.again is None:
-        pytest.skip("another xdist worker synthesized and compared")
+    """A separate ``python delivery_app.py`` wrote exactly the same cloud assembly as the in-process synth."""
 
     def differences(c: filecmp.dircmp) -> list[str]:
         _, mismatch, errors = filecmp.cmpfiles(c.left, c.right, c.common_files, shallow=False)
