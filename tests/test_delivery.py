@@ -8,6 +8,7 @@ a second, separate ``python delivery_app.py`` runs alongside it for the byte-ide
 from __future__ import annotations
 
 import filecmp
+import fnmatch
 import json
 import os
 import re
@@ -538,3 +539,57 @@ def test_smoke_check_fails_when_an_endpoint_is_not_in_service(capsys):
         argv = ["--region", "eu-west-1", "--role-arn", "r", "--serving-stack", "s", "--model-build-pipeline", "p"]
         assert smoke_check.main(argv, client_factory={"cloudformation": cloudformation, "sagemaker": sagemaker}.__getitem__) == 1
     assert "FAILED: mlp-dev-async is Failed" in capsys.readouterr().err
+
+
+# --- the CloudFormation execution policy -----------------------------------------------------------------
+
+EXECUTION_POLICY = ROOT / "delivery" / "cfn-execution-policy.json"
+# Handler permissions the CloudFormation schemas list for features the platform never sets, with the reason.
+NOT_NEEDED = {
+    "s3tables:*": "S3 Metadata table configurations: no bucket sets one",
+    "identitystore:*": "IAM Identity Center users: the Studio domain uses IAM authentication",
+    "sso:*": "IAM Identity Center: the Studio domain uses IAM authentication",
+    "iam:*GroupPolic*": "policies are attached to roles only",
+    "iam:*UserPolic*": "policies are attached to roles only",
+    "iam:*RolePermissionsBoundary": "no role has a permissions boundary",
+    "vpc-lattice:*": "no VPC endpoint joins a service network",
+    "vpce:AllowMultiRegion": "every interface endpoint is for the VPC's own region",
+    "firehose:*": "no log group delivers to Firehose",
+    "billing:GetBillingViewData": "the budget uses no billing view",
+    "s3files:*": "no function mounts a file system",
+    "efs:*": "not an IAM service prefix (the schemas' spelling); EFS actions are elasticfilesystem:*, allowed",
+}
+
+
+def _statements(policy: dict, effect: str) -> list[str]:
+    return [a for s in policy["Statement"] if s["Effect"] == effect for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+
+
+def _matches(action: str, patterns) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def test_the_execution_policy_allows_every_call_cloudformation_makes_for_the_platforms_resources(every_synth, delivery):
+    """What CloudFormation's handlers need (create, read, update, delete; the resource schemas cfn-lint ships)
+    for every resource type the platform deploys, taken from every synthesized environment and delivery stage."""
+    from review.cfn_schemas import schema
+
+    templates = [s.template_json(stack) for s in every_synth for stack in s.stack_ids]
+    templates += [load_json(path) for path in delivery.stage_templates()]
+    types = {r["Type"] for t in templates for r in t["Resources"].values()}
+    needed = {
+        action: resource_type
+        for resource_type in types
+        for handler, spec in schema(resource_type).get("handlers", {}).items() if handler != "list"
+        for action in spec.get("permissions", [])
+    }  # fmt: skip
+    policy = load_json(EXECUTION_POLICY)
+    allowed, denied = _statements(policy, "Allow"), _statements(policy, "Deny")
+    missing = {a: t for a, t in needed.items() if not _matches(a, allowed) and not _matches(a, NOT_NEEDED)}
+    assert missing == {}, "CloudFormation would be refused these: " + json.dumps(missing, indent=1, sort_keys=True)
+    assert [a for a in needed if _matches(a, denied)] == []
+    # Every exemption still matches something a schema lists (no stale reasons).
+    assert [p for p in NOT_NEEDED if not any(fnmatch.fnmatchcase(a.lower(), p.lower()) for a in needed)] == []
+    # Weak cross-stack references (Fn::GetStackOutput) are read with the deploying role's credentials.
+    assert {"Action": ["cloudformation:DescribeStacks"], "Effect": "Allow", "Resource": ["arn:aws:cloudformation:*:*:stack/MlPlatform-*/*"],
+            "Sid": "ReadPlatformStackOutputs"} in policy["Statement"]  # fmt: skip
