@@ -118,22 +118,44 @@ def delete_stack(cfn: Any, stack: str, *, sleep: Callable[[float], None]) -> Non
 # --------------------------------------------------------------------------------------------------- VPC leftovers
 
 
-def home_file_systems(efs: Any) -> list[str]:
-    """Ids of the EFS file systems SageMaker created for Studio domains (tagged with the domain)."""
+def home_file_systems(efs: Any) -> list[tuple[str, str]]:
+    """``(file system id, domain id)`` of the EFS file systems SageMaker created for Studio domains (tagged with the
+    domain's ARN)."""
     return [
-        fs["FileSystemId"]
+        (fs["FileSystemId"], tag["Value"].rsplit("/", 1)[-1])
         for page in _pages(efs.describe_file_systems, "FileSystems", token="Marker", next_token="NextMarker")
         for fs in page
-        if any(tag["Key"] == SAGEMAKER_EFS_TAG for tag in fs.get("Tags", []))
+        for tag in fs.get("Tags", [])
+        if tag["Key"] == SAGEMAKER_EFS_TAG
     ]
 
 
-def remove_sagemaker_leftovers(efs: Any, ec2: Any, vpc_id: str, *, sleep: Callable[[float], None]) -> list[str]:
-    """Delete the home EFS mount targets and SageMaker's NFS security groups in ``vpc_id``; return what was removed."""
+def _domain_exists(sagemaker: Any, domain_id: str) -> bool:
+    try:
+        sagemaker.describe_domain(DomainId=domain_id)
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ResourceNotFound":
+            return False
+        raise
+    return True
+
+
+def remove_sagemaker_leftovers(efs: Any, ec2: Any, sagemaker: Any, vpc_id: str, *, sleep: Callable[[float], None]) -> list[str]:
+    """Delete the home EFS mount targets and SageMaker's NFS security groups in ``vpc_id`` that belong to Studio
+    domains which no longer exist (this environment's is deleted with its stack before the network); those of
+    live domains, another team's in a shared VPC, are left alone. Return what was removed."""
     removed = []
+    exists: dict[str, bool] = {}
+
+    def gone(domain_id: str) -> bool:
+        if domain_id not in exists:
+            exists[domain_id] = _domain_exists(sagemaker, domain_id)
+        return not exists[domain_id]
+
     targets = [
         target
-        for fs in home_file_systems(efs)
+        for fs, domain_id in home_file_systems(efs)
+        if gone(domain_id)
         for target in efs.describe_mount_targets(FileSystemId=fs)["MountTargets"]
         if target["VpcId"] == vpc_id
     ]
@@ -148,9 +170,13 @@ def remove_sagemaker_leftovers(efs: Any, ec2: Any, vpc_id: str, *, sleep: Callab
             sleep(POLL_SECONDS)
         else:
             raise DestroyError(f"EFS mount target {target['MountTargetId']} is still being deleted")
-    groups = ec2.describe_security_groups(
-        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": list(SAGEMAKER_NFS_GROUPS)}]
-    )["SecurityGroups"]
+    groups = [
+        group
+        for group in ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": list(SAGEMAKER_NFS_GROUPS)}]
+        )["SecurityGroups"]
+        if gone(group["GroupName"].split("-nfs-", 1)[1])  # security-group-for-<in|out>bound-nfs-<domain id>
+    ]
     # The inbound and outbound NFS groups reference each other: empty both before deleting either.
     for group in groups:
         if group.get("IpPermissions"):
@@ -180,7 +206,7 @@ def destroy(env: str, clients: ClientFactory, *, remove_leftovers: bool, sleep: 
         if stack.endswith("-Network"):
             vpc_id = next((o["OutputValue"] for o in current.get("Outputs", []) if o["OutputKey"] == "VpcId"), None)
             if remove_leftovers and vpc_id:
-                for what in remove_sagemaker_leftovers(clients("efs"), clients("ec2"), vpc_id, sleep=sleep):
+                for what in remove_sagemaker_leftovers(clients("efs"), clients("ec2"), clients("sagemaker"), vpc_id, sleep=sleep):
                     out(f"{stack}: removed {what}")
         out(f"{stack}: deleting ...")
         try:
@@ -194,7 +220,7 @@ def destroy(env: str, clients: ClientFactory, *, remove_leftovers: bool, sleep: 
             raise DestroyError(f"{exc}{hint}") from None
         out(f"{stack}: deleted")
         retained.resources += kept
-    retained.file_systems = home_file_systems(clients("efs"))
+    retained.file_systems = [fs for fs, _ in home_file_systems(clients("efs"))]
     return retained
 
 

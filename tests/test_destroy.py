@@ -21,7 +21,7 @@ def stubs():
     """Stubbed CloudFormation, EFS and EC2 clients; every queued answer must be consumed."""
     clients = {
         service: boto3.client(service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
-        for service in ("cloudformation", "efs", "ec2")
+        for service in ("cloudformation", "efs", "ec2", "sagemaker")
     }
     stubbers = {service: Stubber(client) for service, client in clients.items()}
     for stubber in stubbers.values():
@@ -69,12 +69,13 @@ def expect_deletion(cfn: Stubber, name: str, polls: int = 1) -> None:
     expect_describe(cfn, name, None)
 
 
-def expect_file_systems(efs: Stubber, ids_and_tags: list[tuple[str, bool]]) -> None:
+def expect_file_systems(efs: Stubber, ids_and_domains: list[tuple[str, str | None]]) -> None:
+    """``(file system id, Studio domain id or None)``: SageMaker tags a domain's home EFS with the domain's ARN."""
     systems = [
         {"OwnerId": "111111111111", "CreationToken": fs, "FileSystemId": fs, "CreationTime": "2026-01-01T00:00:00Z",
          "LifeCycleState": "available", "NumberOfMountTargets": 2, "SizeInBytes": {"Value": 6144}, "PerformanceMode": "generalPurpose",
-         "Tags": [{"Key": teardown.SAGEMAKER_EFS_TAG, "Value": "arn:aws:sagemaker:eu-west-1:111111111111:domain/d-1"}] if sagemaker else []}
-        for fs, sagemaker in ids_and_tags
+         "Tags": [{"Key": teardown.SAGEMAKER_EFS_TAG, "Value": f"arn:aws:sagemaker:eu-west-1:111111111111:domain/{domain}"}] if domain else []}
+        for fs, domain in ids_and_domains
     ]  # fmt: skip
     efs.add_response("describe_file_systems", {"FileSystems": systems}, {})
 
@@ -159,8 +160,12 @@ def test_sagemaker_leftovers_are_removed_from_the_vpc_only_when_asked(stubs):
     expect_describe(cfn, network, outputs=[{"OutputKey": "VpcId", "OutputValue": VPC}])
     expect_template(cfn, network, {"FlowLogGroup": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "RetainExceptOnCreate"}})
     expect_resources(cfn, network, [summary("FlowLogGroup", "AWS::Logs::LogGroup", "/mlp-dev/vpc-flow-logs")])
-    # The home EFS has one mount target in this VPC and one elsewhere (left alone).
-    expect_file_systems(efs, [("fs-home", True), ("fs-team", False)])
+    # The deleted domain d-1's home EFS has one mount target in this VPC and one elsewhere (left alone); the live
+    # domain d-2 of another team in the same VPC keeps its home EFS mount targets and NFS groups.
+    sagemaker = stub["sagemaker"]
+    expect_file_systems(efs, [("fs-home", "d-1"), ("fs-team", None), ("fs-live", "d-2")])
+    sagemaker.add_client_error("describe_domain", "ResourceNotFound", "Domain d-1 not found", 400, {"DomainId": "d-1"})
+    sagemaker.add_response("describe_domain", {"DomainId": "d-2"}, {"DomainId": "d-2"})
     mine = {"MountTargetId": "fsmt-0a1b2c3d", "FileSystemId": "fs-home", "SubnetId": "subnet-0a1b2c3d", "LifeCycleState": "available", "VpcId": VPC}
     other = {**mine, "MountTargetId": "fsmt-9f8e7d6c", "SubnetId": "subnet-9f8e7d6c", "VpcId": "vpc-other"}
     efs.add_response("describe_mount_targets", {"MountTargets": [mine, other]}, {"FileSystemId": "fs-home"})
@@ -174,13 +179,14 @@ def test_sagemaker_leftovers_are_removed_from_the_vpc_only_when_asked(stubs):
                 "IpPermissions": [],
                 "IpPermissionsEgress": [{"IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049, "UserIdGroupPairs": [{"GroupId": "sg-in"}]}]}  # fmt: skip
     filters = [{"Name": "vpc-id", "Values": [VPC]}, {"Name": "group-name", "Values": list(teardown.SAGEMAKER_NFS_GROUPS)}]
-    ec2.add_response("describe_security_groups", {"SecurityGroups": [inbound, outbound]}, {"Filters": filters})
+    live = {**inbound, "GroupId": "sg-live", "GroupName": "security-group-for-inbound-nfs-d-2"}
+    ec2.add_response("describe_security_groups", {"SecurityGroups": [inbound, outbound, live]}, {"Filters": filters})
     ec2.add_response("revoke_security_group_ingress", {}, {"GroupId": "sg-in", "IpPermissions": inbound["IpPermissions"]})
     ec2.add_response("revoke_security_group_egress", {}, {"GroupId": "sg-out", "IpPermissions": outbound["IpPermissionsEgress"]})
     ec2.add_response("delete_security_group", {}, {"GroupId": "sg-in"})
     ec2.add_response("delete_security_group", {}, {"GroupId": "sg-out"})
     expect_deletion(cfn, network)
-    expect_file_systems(efs, [("fs-home", True)])
+    expect_file_systems(efs, [("fs-home", "d-1")])
     retained, lines = run(clients, remove_leftovers=True)
     removed = [line for line in lines if ": removed " in line]
     assert removed == [
