@@ -106,6 +106,7 @@ class ServingStack(cdk.Stack):
         self.endpoints: dict[str, GuardedEndpoint] = {}
         # Grants below become policies of this stack: the foundation must not depend on it.
         model_role = foundation.model_role.imported_into(self, "ModelRole")
+        grantees = [model_role]
         invokers = [
             foundation.studio_user_role.imported_into(self, "StudioUserRole"),
             foundation.studio_lead_role.imported_into(self, "StudioLeadRole"),
@@ -143,7 +144,9 @@ class ServingStack(cdk.Stack):
         multi = settings.multi_model
         if multi.enabled:
             handlers = StepCode(self, "MultiModelHandlers", source_files=[STEPS_DIR / "inference.py"])
-            handlers.grant_read(foundation.multi_model_role.imported_into(self, "MultiModelRole"))
+            multi_model_role = foundation.multi_model_role.imported_into(self, "MultiModelRole")
+            handlers.grant_read(multi_model_role)
+            grantees.append(multi_model_role)
             tarball = handlers.source_tarball
             # Its containers are not isolated (they download their handlers) and load archives anyone who
             # may write the prefix puts there: keep them out of the group Studio apps and jobs share.
@@ -224,6 +227,11 @@ class ServingStack(cdk.Stack):
 
         if settings.batch.enabled:
             self.batch_scoring = self._batch_scoring(foundation, settings, resource_prefix)
+        # Containers start when their endpoint is created and at once read their code and write their output
+        # with the grants this stack gives the model roles: the policies must be attached first.
+        grant_policies = [grantee.policy for grantee in grantees if grantee.policy is not None]
+        for endpoint in self.endpoints.values():
+            endpoint.resource.node.add_dependency(*grant_policies)
 
         ssm.StringParameter(
             self,

@@ -582,3 +582,12 @@ def test_a_package_of_another_account_without_what_it_needs_is_a_clear_error(tmp
     with pytest.raises(ConfigError, match="context key 'ml-platform:prod:approved-model-package'") as caught:
         build_app(app, config_dir=tmp_path)
     assert message in str(caught.value) and f"belongs to account {PRODUCER}" in str(caught.value)
+
+
+def test_endpoints_start_only_after_the_model_roles_grants_are_attached(t):
+    """Containers read their code and write their output as soon as their endpoint is created."""
+    grants = {logical_id(t, "AWS::IAM::ManagedPolicy", "ModelRoleGrants"), logical_id(t, "AWS::IAM::ManagedPolicy", "MultiModelRoleGrants")}
+    endpoints = resources_of(t, "AWS::SageMaker::Endpoint")
+    assert len(endpoints) == 3
+    for name, endpoint in endpoints.items():
+        assert grants <= set(endpoint.get("DependsOn", [])), name
