@@ -351,6 +351,8 @@ class MonitoringStack(cdk.Stack):
                 filter_expression=budgets.CfnBudget.ExpressionProperty(
                     tags=budgets.CfnBudget.TagValuesProperty(key=tag_key, values=[tag_value], match_options=["EQUALS"])
                 ),
+                # CreateBudget takes FilterExpression with Metrics (or the legacy CostFilters with CostTypes).
+                metrics=["UnblendedCost"],
             ),
             notifications_with_subscribers=notifications,
         )

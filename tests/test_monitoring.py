@@ -245,6 +245,8 @@ def test_monthly_budget_on_the_environment_tag_alerts_at_80_forecast_and_100_act
     # CostFilters is deprecated in the Budgets API; the filter expression replaces it.
     assert "CostFilters" not in data
     assert data["FilterExpression"] == {"Tags": {"Key": "ml-platform:environment", "Values": ["sandbox"], "MatchOptions": ["EQUALS"]}}
+    # The Budgets API takes FilterExpression together with Metrics, never with CostFilters or CostTypes.
+    assert data["Metrics"] == ["UnblendedCost"] and "CostFilters" not in data and "CostTypes" not in data
     alerts = {
         (n["Notification"]["NotificationType"], n["Notification"]["Threshold"], n["Notification"]["ThresholdType"]): n["Subscribers"]
         for n in budget["Properties"]["NotificationsWithSubscribers"]
