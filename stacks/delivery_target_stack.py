@@ -80,12 +80,21 @@ class DeliveryTargetStack(cdk.Stack):
             tooling_bus = events.EventBus.from_event_bus_arn(
                 self, "ToolingBus", f"arn:{self.partition}:events:{tooling_region}:{tooling_account}:event-bus/default"
             )
+            # EventBridge assumes it for this account's rule only (no confused deputy).
+            forwarder = iam.Role(
+                self,
+                "ForwardApprovalsRole",
+                assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                    {"StringEquals": {"aws:SourceAccount": self.account}}
+                ),
+                description="EventBridge puts approval decisions on the tooling account's bus",
+            )
             self.approval_rule = events.Rule(
                 self,
                 "ForwardApprovals",
                 description=f"Approval decisions on {model_package_group_name} start the delivery pipeline in {tooling_account}",
                 event_pattern=approval_event_pattern(group_names=[model_package_group_name]),
-                targets=[targets.EventBus(tooling_bus)],
+                targets=[targets.EventBus(tooling_bus, role=forwarder)],
             )
 
         trust = iam.AccountPrincipal(tooling_account).with_conditions(

@@ -337,6 +337,10 @@ def test_each_environment_forwards_its_own_decisions_to_the_tooling_bus(delivery
         (target,) = rule["Properties"]["Targets"]
         assert target["Arn"] == "arn:aws:events:eu-west-1:333333333333:event-bus/default"
         roles = resources_of(template, "AWS::IAM::Role")
+        # The forwarding role may be assumed by EventBridge for this account only (no confused deputy).
+        (trust,) = roles[target["RoleArn"]["Fn::GetAtt"][0]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNTS[env]}}
         names = {r["Properties"].get("RoleName") for r in roles.values()}
         assert {f"mlp-{env}-delivery-registry-reader", f"mlp-{env}-delivery-smoke-check"} <= names
 
