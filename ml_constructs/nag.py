@@ -55,3 +55,22 @@ def _render(value: Any) -> str:
         if fn == "Fn::Sub" and isinstance(arg, str):
             return re.sub(r"\$\{([^}]+)\}", r"<\1>", arg)
     return str(value)
+
+
+# The packs `make review` and the tests run next to AwsSolutions; rule names are the same in each.
+COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+
+
+def acknowledge_in_packs(construct: IConstruct, rule: str, reason: str, *, packs: tuple[str, ...] = COMPLIANCE_PACKS) -> None:
+    """Acknowledge ``rule`` (e.g. ``LambdaDLQ``) on ``construct`` in each of ``packs`` that checks it, one
+    prefixed acknowledgement per pack (``NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ``)."""
+    for pack in packs:
+        acknowledge(construct, f"{pack}-{rule}", reason)
+
+
+def acknowledge_inline_policies(scope: IConstruct, reason: str) -> None:
+    """Acknowledge the compliance packs' IAMNoInlinePolicy finding on each non-empty ``iam.Policy`` under
+    ``scope`` (CDK's ``DefaultPolicy`` of each role: empty ones are not synthesized, so not acknowledged)."""
+    for node in scope.node.find_all():
+        if isinstance(node, iam.Policy) and not node.document.is_empty:
+            acknowledge_in_packs(node, "IAMNoInlinePolicy", reason)

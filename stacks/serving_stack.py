@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -74,6 +75,7 @@ class ServingStack(cdk.Stack):
     """Endpoints serving one approved model package version.
 
     :param network: subnets and security group the endpoints attach to.
+    :param logs_key: the environment's CloudWatch Logs key (its policy admits log groups named ``/<resource_prefix>/*``).
     :param foundation: the foundation's keys, buckets and the model execution roles.
     :param settings: the environment's ``serving`` configuration.
     :param package: the approved model package version to serve.
@@ -89,6 +91,7 @@ class ServingStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
+        logs_key: kms.IKey,
         foundation: FoundationResources,
         settings: ServingConfig,
         package: ApprovedPackage,
@@ -153,6 +156,8 @@ class ServingStack(cdk.Stack):
                 network=network,
                 description=f"{resource_prefix} multi-model endpoint: no ingress, HTTPS to S3 and AWS service endpoints only",
                 removal_policy=removal_policy,
+                log_group_name=f"/{resource_prefix}/serving/s3-prefix-list-lookup",
+                log_key=logs_key,
             )
             self.multi_model = EndpointModel(
                 self,
