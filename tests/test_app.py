@@ -160,6 +160,22 @@ def test_each_acknowledgement_is_for_one_finding_on_one_role(sandbox):
             assert violating["constructPath"].startswith(finding["acknowledgedAt"] + "/")
 
 
+def test_compliance_acknowledgements_are_per_pack_per_construct_with_a_reason(every_synth):
+    """NIST/HIPAA/PCI findings are acknowledged one construct at a time (never a stack or the stage), in the pack
+    they belong to (a bare id would drop them from the report), each with the reason a reviewer reads."""
+    for synth in every_synth:
+        plugins = load_json(synth.outdir / "validation-report.json")["pluginReports"]
+        for plugin in plugins:
+            if plugin["pluginName"] == "AwsSolutions":
+                continue
+            for finding in plugin["suppressedViolations"]:
+                assert finding["acknowledgedId"] == f"{plugin['pluginName']}::{finding['ruleName']}", finding["ruleName"]
+                assert len(finding["reason"]) > 60, finding["ruleName"]
+                assert finding["acknowledgedAt"].count("/") >= 2, finding["acknowledgedAt"]  # below a stack
+                (violating,) = finding["violatingConstructs"]
+                assert violating["constructPath"].startswith(finding["acknowledgedAt"] + "/"), violating["constructPath"]
+
+
 def test_cdk_nag_would_stop_synth_on_a_new_finding(tmp_path):
     """Proves nag is wired the way app.py wires it: an unlogged bucket fails the synth."""
     app = cdk.App(outdir=str(tmp_path))
