@@ -17,7 +17,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from ml_constructs.nag import acknowledge, acknowledge_in_packs, acknowledge_wildcards
+from ml_constructs.nag import acknowledge, acknowledge_in_packs, acknowledge_wildcards, skip_checkov
 from ml_constructs.roles import ApiCall
 
 CLEANUP_HANDLER_DIR = Path(__file__).resolve().parent / "studio_cleanup_handler"
@@ -357,6 +357,7 @@ class StudioDomain(Construct):
             "interfaces (ids unknown until then; Describe* has no resource-level permissions)"
         )
         acknowledge_wildcards(role, resources=[*domain_resources, "*"], reason=reason)
+        skip_checkov(role.node.find_child("DefaultPolicy"), "CKV_AWS_111", reason)
         self._acknowledge_provider_framework(provider, framework_role, waiter_role, handlers.values())
         return cleanup
 
@@ -402,6 +403,12 @@ class StudioDomain(Construct):
                 packs=("NIST.800.53.R5", "HIPAA.Security"),
             )
         for function in framework:
+            skip_checkov(
+                function,
+                "CKV_AWS_173",
+                "CDK's framework function: its environment holds only the handler functions' ARNs, no secret; "
+                "Lambda encrypts it at rest",
+            )
             acknowledge_in_packs(
                 function,
                 "LambdaInsideVPC",

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
-from ml_constructs.nag import acknowledge_in_packs
+from ml_constructs.nag import acknowledge_in_packs, skip_checkov
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.roles import SAGEMAKER, SAGEMAKER_METRIC_NAMESPACES, ApiCall, DutyRole
 from ml_constructs.sagemaker_pipeline import framework_repository_arn, model_monitor_repository_arn
@@ -396,6 +396,7 @@ class FoundationStack(cdk.Stack):
             expiration_days=365,
             destroy_on_delete=destroy_stateful_resources,
         )
+        skip_checkov(self.access_log_bucket.bucket, "CKV_AWS_18", "The access-log bucket itself: logging its access would log each log delivery")
         self.data_bucket = bucket("DataBucket", self.data_key)
         self.model_bucket = bucket("ModelBucket", self.models_key)
         self.capture_bucket = bucket("CaptureBucket", self.data_key)

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
 from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout
+from ml_constructs.nag import skip_checkov
 from ml_constructs.network import PrivateNetwork, ServiceOnlySecurityGroup
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
@@ -177,6 +178,12 @@ class ServingStack(cdk.Stack):
                 # The container downloads its handlers itself (through the VPC's S3 gateway endpoint).
                 network_isolation=False,
                 security_group=self.multi_model_security_group.security_group,
+            )
+            skip_checkov(
+                self.multi_model.resource,
+                "CKV_AWS_370",
+                "The multi-model container downloads its handler code (SAGEMAKER_SUBMIT_DIRECTORY) from S3 at start; "
+                "its security group admits nothing and allows only HTTPS to S3 and the VPC's AWS service endpoints",
             )
             # Its rules must be in place before the endpoint's containers start downloading.
             self.multi_model.resource.node.add_dependency(*self.multi_model_security_group.rules)

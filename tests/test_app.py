@@ -191,19 +191,56 @@ def test_cdk_nag_would_stop_synth_on_a_new_finding(tmp_path):
 # --- cfn-lint -------------------------------------------------------------------------------------------
 
 
-def test_cfn_lint_reports_nothing_on_any_template(every_synth):
-    """Every template of every synthesized environment, each distinct content linted once."""
+def distinct_templates(every_synth) -> list[str]:
+    """Every template of every synthesized environment, each distinct content once."""
     distinct: dict[str, str] = {}
     for synth in every_synth:
         for stack_id in synth.stack_ids:
             path = synth.template_path(stack_id)
             distinct.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), str(path))
+    return list(distinct.values())
+
+
+# checkov lives in a virtual env of its own (its boto3 pin conflicts with the platform's); `make test` creates it.
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+
+
+def test_cfn_lint_and_checkov_report_nothing_on_any_template(every_synth, serving, model_monitor, examples):
+    """cfn-lint on every distinct template, and checkov's CloudFormation checks offline: no finding, no failed check.
+    What checkov skips is skipped on one resource (its metadata), with the reason a reviewer reads. (One test: the two
+    tools run side by side, one per core.) checkov reads the environments that hold every kind of resource: the
+    sandbox serving a model (a superset of the sandbox), dev with Model Monitor, prod (an existing VPC)."""
+    templates = distinct_templates(every_synth)
+    checked = distinct_templates([serving, model_monitor, examples["prod"]])
     # The sandbox and both examples differ throughout; a package adds Serving and changes Monitoring, and
     # Model Monitor changes more: at least 5 + 5 + 5 + 2 distinct templates.
-    assert len(distinct) >= 17
+    assert len(templates) >= 17
+    checkov = None
+    if CHECKOV.exists():
+        args = [str(CHECKOV), "--skip-download", "--framework", "cloudformation", "--quiet", "--compact", "-o", "json"]
+        checkov = subprocess.Popen([*args, *(a for t in checked for a in ("-f", t))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *distinct.values()], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
     assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr
+    if checkov is None:
+        pytest.skip("cfn-lint passed; checkov is not installed: `make test` (or `make .make/checkov`) creates .venv-checkov")
+    stdout, stderr = checkov.communicate(timeout=300)
+    reports, text, at = [], stdout.strip(), 0
+    while at < len(text):  # one JSON document per file, or one list
+        document, at = json.JSONDecoder().raw_decode(text, at)
+        reports += document if isinstance(document, list) else [document]
+        at = len(text) - len(text[at:].lstrip())
+    assert reports and checkov.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    failed = [f"{f['check_id']} {f['resource']} ({f['file_path']})" for r in reports for f in r["results"]["failed_checks"]]
+    assert not failed, "\n".join(failed)
+    assert sum(r["summary"]["passed"] for r in reports) > 400
+    skips = 0
+    for template in checked:
+        for name, resource in json.loads(Path(template).read_text(encoding="utf-8"))["Resources"].items():
+            for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]) and len(skip["comment"]) > 60, (name, skip)
+                skips += 1
+    assert skips > 0
 
 
 # --- determinism and offline synth ----------------------------------------------------------------------
