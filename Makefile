@@ -22,6 +22,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PYTHON ?= python3
 VENV := .venv
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 ENV ?= sandbox
 STAMPS := .make
@@ -50,6 +51,12 @@ $(STAMPS)/python-dev: requirements-dev.txt pipeline_code/requirements.txt $(STAM
 	scripts/pip-install $(PY) -r requirements.txt -r requirements-dev.txt
 	@mkdir -p $(STAMPS) && touch $@
 
+# checkov pins a boto3 the platform's pin excludes: it gets a virtual env of its own (the tests run it from there).
+$(STAMPS)/checkov: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	scripts/pip-install $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
+	@mkdir -p $(STAMPS) && touch $@
+
 $(STAMPS)/node: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@mkdir -p $(STAMPS) && touch $@
@@ -71,7 +78,7 @@ review: setup-dev graphviz
 	$(PY) -m review --env $(ENV) $(if $(BASE),--base $(BASE))
 
 # One worker per core (each synthesis is shared between them); the slowest tests are listed at the end.
-test: setup-dev graphviz
+test: setup-dev graphviz $(STAMPS)/checkov
 	$(PY) -m pytest -n auto --durations=15
 
 local-run: setup-dev
@@ -118,6 +125,7 @@ lock: setup-dev
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links pipeline_code/requirements.in -o pipeline_code/requirements.txt
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements.in -o requirements.txt
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements-dev.in -o requirements-dev.txt
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links requirements-checkov.in -o requirements-checkov.txt
 
 clean:
 	rm -rf cdk.out $(STAMPS) .pytest_cache

@@ -20,8 +20,8 @@ class SecureBucket(Construct):
     """A private, versioned bucket that denies plain-HTTP requests.
 
     :param encryption_key: customer key for SSE-KMS (with an S3 Bucket Key to cut
-        KMS request costs). Default: none, which means SSE-S3; only for the
-        access-log bucket, since S3 server access logging cannot write SSE-KMS.
+        KMS request costs); for an access-log bucket its policy must admit
+        ``logging.s3.amazonaws.com``. Default: none, which means SSE-S3.
     :param access_logs: bucket receiving server access logs under ``<id>/``.
         Default: none (only for the access-log bucket itself).
     :param noncurrent_version_days: days before noncurrent versions expire. Default: 90.

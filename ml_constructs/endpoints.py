@@ -25,6 +25,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from ml_constructs.nag import acknowledge_in_packs
 from ml_constructs.network import PrivateNetwork
 
 NAMESPACE = "AWS/SageMaker"
@@ -257,6 +258,15 @@ class GuardedEndpoint(Construct):
             evaluation_periods=2,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+        for alarm in (self.error_alarm, self.latency_alarm):
+            acknowledge_in_packs(
+                alarm,
+                "CloudWatchAlarmAction",
+                "Rollback alarm: SageMaker's deployment guardrails read it during an endpoint update and roll back; "
+                "people are notified by the monitoring stack's alarms on the same endpoint metrics, which act on the "
+                "environment's alarm topic (an action here would notify twice)",
+                packs=("NIST.800.53.R5", "HIPAA.Security"),
+            )
 
         self.resource = sagemaker.CfnEndpoint(
             self,

@@ -147,6 +147,21 @@ class PlatformKey(Construct):
             )
         )
 
+    def allow_decrypt_via_service_for_account(self, service: str) -> None:
+        """Let principals of this account (per their IAM policies) decrypt with the key, only through ``service``."""
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"AccountDecryptsVia{service.title()}",
+                principals=[iam.AccountRootPrincipal()],
+                actions=DECRYPT_ACTIONS,
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"kms:CallerAccount": stack.account, "kms:ViaService": f"{service}.{stack.region}.amazonaws.com"}
+                },
+            )
+        )
+
     def grant_decrypt_to_accounts(self, accounts: list[str], *, via_service: str) -> None:
         """Let other accounts decrypt with this key, only through ``via_service`` (e.g. ``s3``) in this region."""
         stack = cdk.Stack.of(self)

@@ -55,3 +55,35 @@ def _render(value: Any) -> str:
         if fn == "Fn::Sub" and isinstance(arg, str):
             return re.sub(r"\$\{([^}]+)\}", r"<\1>", arg)
     return str(value)
+
+
+# The packs `make review` and the tests run next to AwsSolutions; rule names are the same in each.
+COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+# checkov's check for the same property as a pack rule: one reason serves both tools.
+CHECKOV_CHECKS = {"LambdaDLQ": "CKV_AWS_116", "LambdaConcurrency": "CKV_AWS_115", "LambdaInsideVPC": "CKV_AWS_117"}
+
+
+def acknowledge_in_packs(construct: IConstruct, rule: str, reason: str, *, packs: tuple[str, ...] = COMPLIANCE_PACKS) -> None:
+    """Acknowledge ``rule`` (e.g. ``LambdaDLQ``) on ``construct`` in each of ``packs`` that checks it, one
+    prefixed acknowledgement per pack (``NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ``), and skip checkov's check of
+    the same property on its CloudFormation resource with the same reason."""
+    for pack in packs:
+        acknowledge(construct, f"{pack}-{rule}", reason)
+    if rule in CHECKOV_CHECKS:
+        skip_checkov(construct, CHECKOV_CHECKS[rule], reason)
+
+
+def skip_checkov(construct: IConstruct, check_id: str, reason: str) -> None:
+    """Skip checkov's ``check_id`` on ``construct``'s CloudFormation resource only, with ``reason`` (resource
+    metadata ``checkov.skip``, which checkov reads from the template)."""
+    resource = construct if isinstance(construct, cdk.CfnResource) else construct.node.default_child
+    skips = [s for s in (resource.get_metadata("checkov") or {}).get("skip", []) if s["id"] != check_id]
+    resource.add_metadata("checkov", {"skip": [*skips, {"id": check_id, "comment": reason}]})
+
+
+def acknowledge_inline_policies(scope: IConstruct, reason: str) -> None:
+    """Acknowledge the compliance packs' IAMNoInlinePolicy finding on each non-empty ``iam.Policy`` under
+    ``scope`` (CDK's ``DefaultPolicy`` of each role: empty ones are not synthesized, so not acknowledged)."""
+    for node in scope.node.find_all():
+        if isinstance(node, iam.Policy) and not node.document.is_empty:
+            acknowledge_in_packs(node, "IAMNoInlinePolicy", reason)

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from ml_constructs.buckets import SecureBucket
 from ml_constructs.keys import PlatformKey
+from ml_constructs.nag import acknowledge_in_packs, skip_checkov
 from ml_constructs.network import PrivateNetwork
 from ml_constructs.roles import SAGEMAKER, SAGEMAKER_METRIC_NAMESPACES, ApiCall, DutyRole
 from ml_constructs.sagemaker_pipeline import framework_repository_arn, model_monitor_repository_arn
@@ -382,13 +383,32 @@ class FoundationStack(cdk.Stack):
                 destroy_on_delete=destroy_stateful_resources,
             )
 
+        # S3 server access logging writes to an SSE-KMS bucket when the customer key's policy admits the
+        # logging service (aws-cdk PR #25350 dropped CDK's check after verifying delivery; an AWS-managed key
+        # could not be used). CDK adds that statement for each bucket logging here; the bucket policy limits
+        # delivery to this account's buckets. The account reads the logs through S3 only.
+        self.access_logs_key = key("AccessLogsKey", "access-logs", "S3 server access logs")
+        self.access_logs_key.allow_decrypt_via_service_for_account("s3")
         self.access_log_bucket = SecureBucket(
-            self, "AccessLogBucket", expiration_days=365, destroy_on_delete=destroy_stateful_resources
+            self,
+            "AccessLogBucket",
+            encryption_key=self.access_logs_key,
+            expiration_days=365,
+            destroy_on_delete=destroy_stateful_resources,
         )
+        skip_checkov(self.access_log_bucket.bucket, "CKV_AWS_18", "The access-log bucket itself: logging its access would log each log delivery")
         self.data_bucket = bucket("DataBucket", self.data_key)
         self.model_bucket = bucket("ModelBucket", self.models_key)
         self.capture_bucket = bucket("CaptureBucket", self.data_key)
         self.reports_bucket = bucket("ReportsBucket", self.data_key)
+        for secure_bucket in (self.access_log_bucket, self.data_bucket, self.model_bucket, self.capture_bucket, self.reports_bucket):
+            acknowledge_in_packs(
+                secure_bucket.bucket,
+                "S3BucketReplicationEnabled",
+                "Versioned, retained bucket in one region; cross-region replication doubles storage and KMS cost "
+                "and needs a replica key and bucket in a second region, so it is an opt-in for regulated "
+                "environments that require it (not yet offered as a configuration switch: next step).",
+            )
 
         def role(id_: str, description: str, *principals: str, pin: bool = False) -> DutyRole:
             return DutyRole(

@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from config.schema import PlatformConfig
+from ml_constructs.nag import acknowledge_inline_policies
 from ops.approved_model import context_key
 from stacks.foundation_stack import FoundationStack
 from stacks.model_build_stack import ModelBuildStack
@@ -114,6 +115,7 @@ class PlatformStage(cdk.Stage):
                 self,
                 "Serving",
                 network=self.network.network,
+                logs_key=self.network.logs_key.key,
                 foundation=self.foundation.resources,
                 settings=config.serving,
                 package=approved_package,
@@ -153,10 +155,33 @@ class PlatformStage(cdk.Stage):
                 f"approve, then `make approved-model ENV={config.name}`)",
             )
 
+        # Every role's permissions are CDK's DefaultPolicy (inline): written by grant_* next to the resource they
+        # concern, owned by that one role and deleted with it. NIST/HIPAA/PCI prefer managed policies for reuse
+        # and central review; this report (`make review`) is that review, role by role.
+        acknowledge_inline_policies(
+            self,
+            "The role's own policy, built by the platform's grant_* methods and scoped to the resources of this "
+            "environment; it cannot be attached to another principal, is deleted with its role, and every statement "
+            "is listed per role in the review report (IAM section). Customer-managed policies would add reuse this "
+            "platform does not want and a second resource per role to replace on each change.",
+        )
+
         tags = cdk.Tags.of(self)
         tags.add(ENVIRONMENT_TAG, config.name)
         for key, value in sorted(config.tags.items()):
             tags.add(key, value)
+        # CDK's custom-resource providers (the default security group's restriction) build their role and
+        # function as plain CfnResources, which Tags cannot reach: they get the same tags as properties.
+        untaggable = [
+            node
+            for node in self.node.find_all()
+            if isinstance(node, cdk.CfnResource)
+            and node.cfn_resource_type in ("AWS::IAM::Role", "AWS::Lambda::Function")
+            and not cdk.TagManager.is_taggable(node)
+        ]
+        for resource in untaggable:
+            every_tag = {ENVIRONMENT_TAG: config.name, **config.tags}
+            resource.add_property_override("Tags", [{"Key": k, "Value": every_tag[k]} for k in sorted(every_tag)])
 
     @property
     def stacks(self) -> list[cdk.Stack]:

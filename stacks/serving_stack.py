@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.schema import EndpointSettings, ModelMonitorConfig, ServingConfig
 from ml_constructs.endpoints import AsyncInference, DataCapture, EndpointModel, GuardedEndpoint, Rollout
+from ml_constructs.nag import skip_checkov
 from ml_constructs.network import PrivateNetwork, ServiceOnlySecurityGroup
 from ml_constructs.notifications import NotificationTopic
 from ml_constructs.sagemaker_pipeline import SageMakerPipeline, framework_image_uri, model_monitor_image_uri
@@ -74,6 +76,7 @@ class ServingStack(cdk.Stack):
     """Endpoints serving one approved model package version.
 
     :param network: subnets and security group the endpoints attach to.
+    :param logs_key: the environment's CloudWatch Logs key (its policy admits log groups named ``/<resource_prefix>/*``).
     :param foundation: the foundation's keys, buckets and the model execution roles.
     :param settings: the environment's ``serving`` configuration.
     :param package: the approved model package version to serve.
@@ -89,6 +92,7 @@ class ServingStack(cdk.Stack):
         id_: str,
         *,
         network: PrivateNetwork,
+        logs_key: kms.IKey,
         foundation: FoundationResources,
         settings: ServingConfig,
         package: ApprovedPackage,
@@ -156,6 +160,8 @@ class ServingStack(cdk.Stack):
                 network=network,
                 description=f"{resource_prefix} multi-model endpoint: no ingress, HTTPS to S3 and AWS service endpoints only",
                 removal_policy=removal_policy,
+                log_group_name=f"/{resource_prefix}/serving/s3-prefix-list-lookup",
+                log_key=logs_key,
             )
             self.multi_model = EndpointModel(
                 self,
@@ -175,6 +181,12 @@ class ServingStack(cdk.Stack):
                 # The container downloads its handlers itself (through the VPC's S3 gateway endpoint).
                 network_isolation=False,
                 security_group=self.multi_model_security_group.security_group,
+            )
+            skip_checkov(
+                self.multi_model.resource,
+                "CKV_AWS_370",
+                "The multi-model container downloads its handler code (SAGEMAKER_SUBMIT_DIRECTORY) from S3 at start; "
+                "its security group admits nothing and allows only HTTPS to S3 and the VPC's AWS service endpoints",
             )
             # Its rules must be in place before the endpoint's containers start downloading.
             self.multi_model.resource.node.add_dependency(*self.multi_model_security_group.rules)

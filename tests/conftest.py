@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
-from app import build_app, cdk_json_context, make_app  # noqa: E402
+from app import COMPLIANCE_PACKS_CONTEXT, build_app, cdk_json_context, make_app  # noqa: E402
 from config import ConfigError, load_config  # noqa: E402
 from config.loader import DEFAULT_CONFIG_DIR  # noqa: E402
 
@@ -142,11 +142,12 @@ APPROVED_PACKAGE = {
 
 
 def _stage_and_assembly(outdir: Path, env: str | None, config_dir: Path | None, context: dict | None):
-    """The app exactly as ``app.py`` builds it (cdk.json context, cdk-nag on), synthesized into ``outdir``.
+    """The app exactly as ``app.py`` builds it (cdk.json context, cdk-nag on), synthesized into ``outdir``, with the
+    NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 packs next to AwsSolutions (as ``make review`` runs them).
 
     A developer's own ``cdk.context.json`` is ignored: tests pass what they need in ``context``.
     """
-    context = {**cdk_json_context(recorded=False), **(context or {})}
+    context = {**cdk_json_context(recorded=False), COMPLIANCE_PACKS_CONTEXT: True, **(context or {})}
     if env:
         context["env"] = env
     app = make_app(outdir=str(outdir), context=context)

@@ -302,6 +302,8 @@ class Resolver:
             return ref
         if attribute == "VpcId":
             return self.resolve(stack, props["VpcId"])
+        if attribute == "DefaultSecurityGroup" and resource_type == "AWS::EC2::VPC":
+            return "sg-" + _digits(stack, logical_id)[:17]
         raise ValueError(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type}) is not resolved by the test resolver")
 
 

@@ -112,11 +112,21 @@ def test_buckets_use_their_customer_key(sandbox, bucket, key):
     }
 
 
-def test_access_log_bucket_uses_sse_s3_because_log_delivery_requires_it(sandbox):
+def test_access_log_bucket_uses_its_own_customer_key_that_admits_log_delivery(sandbox):
     t = sandbox.template_json("Foundation")
     props = resources_of(t, "AWS::S3::Bucket")[logical_id(t, "AWS::S3::Bucket", "AccessLogBucket")]["Properties"]
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    key_id = logical_id(t, "AWS::KMS::Key", "AccessLogsKey")
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+    }  # fmt: skip
     assert "LoggingConfiguration" not in props
+    statements = t["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]
+    (delivery,) = [s for s in statements if s["Principal"] == {"Service": "logging.s3.amazonaws.com"}]
+    assert "kms:GenerateDataKey*" in delivery["Action"]
+    # Only buckets of this account deliver (the access-log bucket's policy); people read through S3 only.
+    (reading,) = [s for s in statements if s.get("Sid") == "AccountDecryptsViaS3"]
+    assert reading["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    assert reading["Condition"]["StringEquals"]["kms:ViaService"]["Fn::Join"][1][0] == "s3."
 
 
 @pytest.mark.parametrize("bucket", BUCKETS + ["AccessLogBucket"])
@@ -179,9 +189,9 @@ def test_every_stateful_resource_is_retained(sandbox):
                 assert resource.get("DeletionPolicy") == expected, name
                 assert resource.get("UpdateReplacePolicy") == "Retain", name
                 found += 1
-    # buckets; data, models, studio, logs, model-build and alarm notification keys; flow-log and Studio-cleanup
+    # buckets; data, models, studio, access-logs, logs, model-build and alarm notification keys; flow-log, default-group restriction, Studio-cleanup
     # log groups; registry
-    assert found == 5 + 6 + 2 + 1
+    assert found == 5 + 7 + 3 + 1
 
 
 @pytest.fixture(scope="module")

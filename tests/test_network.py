@@ -57,10 +57,27 @@ def test_vpc_has_private_subnets_only_and_no_internet_route(sandbox):
         assert not resources_of(t, kind), f"{kind} must not exist without NAT"
 
 
+def test_vpc_default_security_group_loses_its_rules_at_deploy(sandbox):
+    """Nothing uses the default group; CDK's custom resource revokes its allow-all rules (CloudFormation cannot)."""
+    t = sandbox.template_json("Network")
+    (restrict,) = resources_of(t, "Custom::VpcRestrictDefaultSG").values()
+    (vpc_id,) = resources_of(t, "AWS::EC2::VPC")
+    assert restrict["Properties"]["DefaultSecurityGroupId"] == {"Fn::GetAtt": [vpc_id, "DefaultSecurityGroup"]}
+    # Its function logs to a log group of ours on the logs key; its role has no AWS-managed policy.
+    (handler,) = resources_of(t, "AWS::Lambda::Function").values()
+    (key_id,) = resources_of(t, "AWS::KMS::Key")
+    group_id = handler["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert t["Resources"][group_id]["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    role = t["Resources"][handler["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    (logs,) = [p for p in role["Policies"] if p["PolicyName"] == "Logs"]
+    assert logs["PolicyDocument"]["Statement"][0]["Resource"] == {"Fn::GetAtt": [group_id, "Arn"]}
+
+
 def test_flow_logs_go_to_an_encrypted_log_group_with_retention(network, sandbox):
     t = sandbox.template_json("Network")
     (key_id,) = resources_of(t, "AWS::KMS::Key")
-    (group_id,) = resources_of(t, "AWS::Logs::LogGroup")
+    (group_id,) = [k for k in resources_of(t, "AWS::Logs::LogGroup") if k.startswith("FlowLogGroup")]
     network.has_resource_properties(
         "AWS::Logs::LogGroup",
         {"KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]}, "RetentionInDays": 90, "LogGroupName": "/mlp-sandbox/vpc-flow-logs"},
@@ -237,7 +254,7 @@ def test_flow_log_retention_follows_config(tmp_path, days):
 
 def test_flow_log_delivery_role_is_guarded_against_confused_deputies(sandbox):
     t = sandbox.template_json("Network")
-    (role,) = resources_of(t, "AWS::IAM::Role").values()
+    (role,) = [r for k, r in resources_of(t, "AWS::IAM::Role").items() if k.startswith("NetworkFlowLogDeliveryRole")]
     (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}

@@ -188,6 +188,12 @@ def test_cleanup_handlers_poll_for_long_enough_with_a_scoped_role(dev_studio):
     definition = json.dumps(machine["Properties"]["DefinitionString"])
     assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":110' in definition  # 55 minutes
     assert functions["index.on_event"]["Role"]["Fn::GetAtt"][0].startswith("DomainCleanupRole")
+    # In the VPC, with the apps' security group: they reach SageMaker through its interface endpoint.
+    domain_network = only(dev_studio, "AWS::SageMaker::Domain")[1]["Properties"]
+    for handler in ("index.on_event", "index.is_complete"):
+        vpc_config = functions[handler]["VpcConfig"]
+        assert vpc_config["SubnetIds"] == domain_network["SubnetIds"]
+        assert vpc_config["SecurityGroupIds"] == domain_network["DefaultUserSettings"]["SecurityGroups"]
     statements = role_statements(dev_studio, "DomainCleanupRole")
     delete = next(s for s in statements if "sagemaker:DeleteApp" in s["Action"])
     domain = {"Fn::GetAtt": [only(dev_studio, "AWS::SageMaker::Domain")[0], "DomainId"]}
