@@ -189,6 +189,23 @@ def remove_sagemaker_leftovers(efs: Any, ec2: Any, sagemaker: Any, vpc_id: str, 
     return removed
 
 
+def wait_for_lambda_interfaces(ec2: Any, group_id: str, *, sleep: Callable[[float], None], out: Callable[[str], None]) -> None:
+    """Wait until no Lambda network interface uses the workload group.
+
+    The Studio cleanup functions run in the VPC; Lambda releases their network interfaces some minutes after
+    the functions are deleted, and until then the group and subnets cannot be deleted.
+    """
+    filters = [{"Name": "group-id", "Values": [group_id]}, {"Name": "interface-type", "Values": ["lambda"]}]
+    for poll in range(MAX_POLLS):
+        interfaces = ec2.describe_network_interfaces(Filters=filters)["NetworkInterfaces"]
+        if not interfaces:
+            return
+        if poll == 0:
+            out(f"waiting for Lambda to release {len(interfaces)} network interface(s) of the deleted cleanup functions ...")
+        sleep(POLL_SECONDS)
+    raise DestroyError(f"Lambda network interfaces still use security group {group_id} after {MAX_POLLS * POLL_SECONDS // 60} minutes")
+
+
 # --------------------------------------------------------------------------------------------------- teardown
 
 
@@ -204,7 +221,10 @@ def destroy(env: str, clients: ClientFactory, *, remove_leftovers: bool, sleep: 
             continue
         kept = retained_resources(cfn, stack)
         if stack.endswith("-Network"):
-            vpc_id = next((o["OutputValue"] for o in current.get("Outputs", []) if o["OutputKey"] == "VpcId"), None)
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in current.get("Outputs", [])}
+            vpc_id, group_id = outputs.get("VpcId"), outputs.get("WorkloadSecurityGroupId")
+            if group_id:
+                wait_for_lambda_interfaces(clients("ec2"), group_id, sleep=sleep, out=lambda line: out(f"{stack}: {line}"))
             if remove_leftovers and vpc_id:
                 for what in remove_sagemaker_leftovers(clients("efs"), clients("ec2"), clients("sagemaker"), vpc_id, sleep=sleep):
                     out(f"{stack}: removed {what}")

@@ -120,7 +120,7 @@ def test_deletes_in_order_skips_missing_stacks_and_lists_what_stays(stubs):
             expect_template(cfn, name, {})
             expect_resources(cfn, name, [])
         expect_deletion(cfn, name, polls=2)
-    expect_file_systems(stub["efs"], [("fs-home", True), ("fs-other", False)])
+    expect_file_systems(stub["efs"], [("fs-home", "d-1"), ("fs-other", None)])
     retained, lines = run(clients, remove_leftovers=False)
     assert [line for line in lines if line.endswith("deleting ...")] == [f"{n}: deleting ..." for n in stack_names(ENV) if not n.endswith("-Serving")]
     assert "MlPlatform-dev-Serving: not deployed, skipped" in lines
@@ -213,3 +213,26 @@ def test_confirmed_teardown_reports_failures_as_exit_2(stubs, capsys):
     code = main(["--env", ENV], client_factory=lambda service, region, profile: clients[service], ask=lambda _prompt: ENV)
     assert code == teardown.EXIT_FAILED
     assert "not allowed" in capsys.readouterr().err
+
+
+def test_the_network_waits_until_lambda_releases_the_cleanup_functions_interfaces(stubs):
+    """The Studio cleanup functions ran in the VPC: their interfaces hold the workload group for some minutes."""
+    clients, stub = stubs
+    cfn, ec2 = stub["cloudformation"], stub["ec2"]
+    for name in stack_names(ENV)[:-1]:
+        expect_describe(cfn, name, None)
+    network = stack_names(ENV)[-1]
+    expect_describe(cfn, network, outputs=[{"OutputKey": "VpcId", "OutputValue": VPC}, {"OutputKey": "WorkloadSecurityGroupId", "OutputValue": "sg-work"}])
+    expect_template(cfn, network, {})
+    expect_resources(cfn, network, [])
+    filters = [{"Name": "group-id", "Values": ["sg-work"]}, {"Name": "interface-type", "Values": ["lambda"]}]
+    interface = {"NetworkInterfaceId": "eni-0a1b2c3d", "InterfaceType": "lambda", "Status": "in-use", "VpcId": VPC}
+    ec2.add_response("describe_network_interfaces", {"NetworkInterfaces": [interface]}, {"Filters": filters})
+    ec2.add_response("describe_network_interfaces", {"NetworkInterfaces": [{**interface, "Status": "available"}]}, {"Filters": filters})
+    ec2.add_response("describe_network_interfaces", {"NetworkInterfaces": []}, {"Filters": filters})
+    expect_deletion(cfn, network)  # only once they are gone
+    expect_file_systems(stub["efs"], [])
+    _, lines = run(clients, remove_leftovers=False)
+    waits = [line for line in lines if "waiting for Lambda" in line]
+    assert waits == [f"{network}: waiting for Lambda to release 1 network interface(s) of the deleted cleanup functions ..."]
+    assert lines.index(waits[0]) < lines.index(f"{network}: deleting ...")
