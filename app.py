@@ -20,8 +20,8 @@ from stacks.platform_stage import PlatformStage
 from stacks.serving_stack import ApprovedPackage
 
 ROOT = Path(__file__).resolve().parent
-# Context key: true adds the NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 packs to AwsSolutions
-# (`make review` and the tests; `make synth` runs AwsSolutions only, see README "Compliance packs").
+# Context key: true (cdk.json's setting) adds the NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 packs to
+# AwsSolutions on every synth; false keeps AwsSolutions only.
 COMPLIANCE_PACKS_CONTEXT = "ml-platform:compliance-packs"
 
 
