@@ -52,6 +52,7 @@ SYNTH_COMMANDS = (
 # The CDK CLI the self-mutation and permission checks install: the version package.json pins.
 CLI_VERSION = "2.1148.1"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+PYTHON_VERSION = "3.11"
 SAMPLE_ROWS = "pipeline_code/data/sample.csv"
 
 _ARTIFACTS = "the pipeline's own artifact bucket and key, which hold only this pipeline's artifacts"
@@ -129,6 +130,8 @@ class DeliveryStack(cdk.Stack):
                 build_environment=codebuild.BuildEnvironment(
                     build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL, privileged=False
                 ),
+                # The pinned wheels (scikit-learn 1.2.1, ...) exist for Python 3.11; the image's default may move.
+                partial_build_spec=codebuild.BuildSpec.from_object({"phases": {"install": {"runtime-versions": {"python": PYTHON_VERSION}}}}),
             ),
         )
         self.notifications = NotificationTopic(
