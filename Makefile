@@ -77,9 +77,10 @@ graphviz:
 review: setup-dev graphviz
 	$(PY) -m review --env $(ENV) $(if $(BASE),--base $(BASE))
 
-# One worker per core (each synthesis is shared between them); the slowest tests are listed at the end.
+# One worker per core (each synthesis is shared between them; an idle worker takes queued tests from a busy one);
+# the slowest tests are listed at the end.
 test: setup-dev graphviz $(STAMPS)/checkov
-	$(PY) -m pytest -n auto --durations=15
+	$(PY) -m pytest -n auto --dist worksteal --durations=15
 
 local-run: setup-dev
 	$(PY) -m pipeline_code.local_run $(if $(DATA),--data $(DATA)) $(if $(TARGET),--target-column $(TARGET)) $(if $(KEEP),--work-dir $(KEEP))
