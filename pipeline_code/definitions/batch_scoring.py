@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from config.schema import BatchScoringConfig
-from pipeline_code.definitions.cache import PIPELINE_CODE, cached_build
+from pipeline_code.definitions.cache import PIPELINE_CODE, cached
 
 _BUILDER_SOURCES = [Path(__file__).resolve(), PIPELINE_CODE / "batch_pipeline.py"]
-
-
-def cached_batch_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
-    """``build_batch_definition(**arguments)``, reused from ``cache_dir`` while its inputs hold.
-
-    The key covers the arguments, the builder's source and the SDK version, so a stale entry cannot
-    be used; the build is deterministic, so a hit is byte-identical to a rebuild.
-    """
-    return cached_build(
-        cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_batch_definition(**arguments)
-    )
 
 
 def build_batch_definition(*, pipeline_name: str, input_prefix: str, output_prefix: str, settings: BatchScoringConfig) -> str:
@@ -42,3 +30,6 @@ def build_batch_definition(*, pipeline_name: str, input_prefix: str, output_pref
         ),
     )
     return pipeline.definition_json(built)
+
+
+cached_batch_definition = cached(build_batch_definition, sources=_BUILDER_SOURCES)

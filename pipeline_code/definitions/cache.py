@@ -132,6 +132,17 @@ def cached_build(*, cache_dir: Path | None, arguments: dict, sources: list[Path]
     return definition
 
 
+def cached(build: Callable[..., str], *, sources: list[Path]) -> Callable[..., str]:
+    """``build`` as the stacks call it: ``(cache_dir=..., **arguments)``, reused while its inputs (the
+    arguments, ``sources`` and the SDK version) hold; see ``cached_build``."""
+
+    def build_or_reuse(*, cache_dir: Path | None, **arguments: Any) -> str:
+        return cached_build(cache_dir=cache_dir, arguments=arguments, sources=sources, build=lambda: build(**arguments))
+
+    build_or_reuse.__doc__ = f"``{build.__name__}(**arguments)``, reused from ``cache_dir`` while its inputs hold."
+    return build_or_reuse
+
+
 def _cached(cache_dir: Path, key: str, build: Callable[[], str]) -> str:
     entry = cache_dir / f"{key}.json"
     if entry.is_file():

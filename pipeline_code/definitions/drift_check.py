@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from config.schema import DriftCheckConfig
-from pipeline_code.definitions.cache import PIPELINE_CODE, cached_build, role_arn_placeholder, subnet_placeholders
+from pipeline_code.definitions.cache import PIPELINE_CODE, cached, role_arn_placeholder, subnet_placeholders
 
 _BUILDER_SOURCES = [Path(__file__).resolve(), PIPELINE_CODE / "drift_pipeline.py"]
 
@@ -24,17 +23,6 @@ PLACEHOLDERS = {
     "EndpointName": "endpoint to check (default of EndpointName)",
     "ModelPackageArn": "model package version the endpoint serves (default of ModelPackageArn)",
 }
-
-
-def cached_drift_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
-    """``build_drift_definition(**arguments)``, reused from ``cache_dir`` while its inputs hold.
-
-    The key covers the arguments, the builder's source and the SDK version, so a stale entry cannot
-    be used; the build is deterministic, so a hit is byte-identical to a rebuild.
-    """
-    return cached_build(
-        cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_drift_definition(**arguments)
-    )
 
 
 def build_drift_definition(
@@ -85,3 +73,6 @@ def build_drift_definition(
         ),
     )
     return pipeline.definition_json(built)
+
+
+cached_drift_definition = cached(build_drift_definition, sources=_BUILDER_SOURCES)

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from config.schema import PipelineConfig
-from pipeline_code.definitions.cache import cached_build, role_arn_placeholder, subnet_placeholders
+from pipeline_code.definitions.cache import cached, role_arn_placeholder, subnet_placeholders
 
 _BUILDER_SOURCES = [Path(__file__).resolve()]
-
-
-def cached_definition(*, cache_dir: Path | None, **arguments: Any) -> str:
-    """``build_definition(**arguments)``, reused from ``cache_dir`` while its inputs hold.
-
-    The key covers the arguments, the builder's source and the SDK version, so a stale entry cannot
-    be used; the build is deterministic, so a hit is byte-identical to a rebuild.
-    """
-    return cached_build(
-        cache_dir=cache_dir, arguments=arguments, sources=_BUILDER_SOURCES, build=lambda: build_definition(**arguments)
-    )
 
 
 def build_definition(
@@ -86,3 +74,6 @@ def build_definition(
         data_quality_baseline=data_quality_baseline,
     )
     return model_build.definition_json(pipeline)
+
+
+cached_definition = cached(build_definition, sources=_BUILDER_SOURCES)
