@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from config.loader import (
     DEFAULT_CONFIG_DIR,
@@ -24,7 +24,7 @@ from config.loader import (
     read_mapping,
     report,
 )
-from config.schema import ACCOUNT_PATTERN, EMAIL_PATTERN, SANDBOX, PlatformConfig, known_regions
+from config.schema import EMAIL_PATTERN, SANDBOX, PlatformConfig, StrictModel, check_account, check_region
 
 DEFAULT_DELIVERY_FILE = Path(__file__).resolve().parent / "delivery.yaml"
 
@@ -37,11 +37,7 @@ BRANCH_PATTERN = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ToolingAccount(_Strict):
+class ToolingAccount(StrictModel):
     """Where the pipeline, its artifact bucket and the approval event bus live."""
 
     account: str
@@ -50,19 +46,15 @@ class ToolingAccount(_Strict):
     @field_validator("account")
     @classmethod
     def _account(cls, value: str) -> str:
-        if not ACCOUNT_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not an AWS account id; allowed: exactly 12 digits, quoted in YAML, e.g. '123456789012'")
-        return value
+        return check_account(value)
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if value not in known_regions():
-            raise ValueError(f"{value!r} is not a known AWS region; allowed: a region name such as 'eu-west-1'")
-        return value
+        return check_region(value)
 
 
-class ConnectionSource(_Strict):
+class ConnectionSource(StrictModel):
     """A Git repository reached through an AWS CodeConnections connection (GitHub, GitLab, Bitbucket)."""
 
     connection_arn: str
@@ -94,7 +86,7 @@ class ConnectionSource(_Strict):
         return value
 
 
-class S3Source(_Strict):
+class S3Source(StrictModel):
     """A zip of the repository uploaded to a versioned bucket in the tooling account."""
 
     bucket: str
@@ -115,7 +107,7 @@ class S3Source(_Strict):
         return value
 
 
-class SourceConfig(_Strict):
+class SourceConfig(StrictModel):
     """Exactly one of ``connection`` and ``s3``."""
 
     connection: ConnectionSource | None = None
@@ -128,7 +120,7 @@ class SourceConfig(_Strict):
         return self
 
 
-class DeliveryConfig(_Strict):
+class DeliveryConfig(StrictModel):
     """``config/delivery.yaml`` as written; cross-file checks happen in :func:`parse_delivery`."""
 
     tooling: ToolingAccount

@@ -57,6 +57,20 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def check_account(value: str) -> str:
+    """``value`` if it is an AWS account id (also for the delivery configuration)."""
+    if not ACCOUNT_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not an AWS account id; allowed: exactly 12 digits, quoted in YAML, e.g. '123456789012'")
+    return value
+
+
+def check_region(value: str) -> str:
+    """``value`` if it is a region botocore knows (also for the delivery configuration)."""
+    if value not in known_regions():
+        raise ValueError(f"{value!r} is not a known AWS region; allowed: a region name such as 'eu-west-1' or 'us-east-1'")
+    return value
+
+
 class KeyedError(ValueError):
     """A cross-field error raised by a model validator, naming the key it is about.
 
@@ -921,16 +935,12 @@ class PlatformConfig(StrictModel):
     @field_validator("account")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
-        if value is not None and not ACCOUNT_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not an AWS account id; allowed: exactly 12 digits, quoted in YAML, e.g. '123456789012'")
-        return value
+        return value if value is None else check_account(value)
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        if value is not None and value not in known_regions():
-            raise ValueError(f"{value!r} is not a known AWS region; allowed: a region name such as 'eu-west-1' or 'us-east-1'")
-        return value
+        return value if value is None else check_region(value)
 
     @field_validator("tags")
     @classmethod
