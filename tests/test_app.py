@@ -205,32 +205,34 @@ def distinct_templates(every_synth) -> list[str]:
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 
-def test_cfn_lint_and_checkov_report_nothing_on_any_template(every_synth, serving, model_monitor, examples):
-    """cfn-lint on every distinct template, and checkov's CloudFormation checks offline: no finding, no failed check.
-    What checkov skips is skipped on one resource (its metadata), with the reason a reviewer reads. (One test: the two
-    tools run side by side, one per core.) checkov reads the environments that hold every kind of resource: the
-    sandbox serving a model (a superset of the sandbox), dev with Model Monitor, prod (an existing VPC)."""
+@pytest.mark.parametrize("half", [0, 1])
+def test_cfn_lint_reports_nothing_on_any_template(every_synth, half):
+    """cfn-lint on every distinct template of every synthesized environment, in two halves so that the two
+    workers share it."""
     templates = distinct_templates(every_synth)
-    checked = distinct_templates([serving, model_monitor, examples["prod"]])
     # The sandbox and both examples differ throughout; a package adds Serving and changes Monitoring, and
     # Model Monitor changes more: at least 5 + 5 + 5 + 2 distinct templates.
     assert len(templates) >= 17
-    checkov = None
-    if CHECKOV.exists():
-        args = [str(CHECKOV), "--skip-download", "--framework", "cloudformation", "--quiet", "--compact", "-o", "json"]
-        checkov = subprocess.Popen([*args, *(a for t in checked for a in ("-f", t))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", "--", *templates[half::2]], capture_output=True, text=True, timeout=300)
     assert result.stdout == "" and result.returncode == 0, result.stdout + result.stderr
-    if checkov is None:
-        pytest.skip("cfn-lint passed; checkov is not installed: `make test` (or `make .make/checkov`) creates .venv-checkov")
-    stdout, stderr = checkov.communicate(timeout=300)
-    reports, text, at = [], stdout.strip(), 0
+
+
+def test_checkov_reports_no_failed_check(serving, model_monitor, examples):
+    """checkov's CloudFormation checks, offline: no failed check. What checkov skips is skipped on one resource (its
+    metadata), with the reason a reviewer reads. It reads the environments that hold every kind of resource: the
+    sandbox serving a model (a superset of the sandbox), dev with Model Monitor, prod (an existing VPC)."""
+    if not CHECKOV.exists():
+        pytest.skip("checkov is not installed: `make test` (or `make .make/checkov`) creates .venv-checkov")
+    checked = distinct_templates([serving, model_monitor, examples["prod"]])
+    args = [str(CHECKOV), "--skip-download", "--framework", "cloudformation", "--quiet", "--compact", "-o", "json"]
+    checkov = subprocess.run([*args, *(a for t in checked for a in ("-f", t))], capture_output=True, text=True, timeout=300)
+    reports, text, at = [], checkov.stdout.strip(), 0
     while at < len(text):  # one JSON document per file, or one list
         document, at = json.JSONDecoder().raw_decode(text, at)
         reports += document if isinstance(document, list) else [document]
         at = len(text) - len(text[at:].lstrip())
-    assert reports and checkov.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert reports and checkov.returncode == 0, checkov.stdout[-3000:] + checkov.stderr[-3000:]
     failed = [f"{f['check_id']} {f['resource']} ({f['file_path']})" for r in reports for f in r["results"]["failed_checks"]]
     assert not failed, "\n".join(failed)
     assert sum(r["summary"]["passed"] for r in reports) > 400
